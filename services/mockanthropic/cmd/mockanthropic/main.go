@@ -1,0 +1,156 @@
+// Command mockanthropic serves an offline emulation of the Anthropic API (see package
+// internal/mock for the API, the fault directives and the /_mock/ admin API).
+//
+//	mockanthropic [--addr :8090] [--api-key mock-key] [--first-byte-ms 0] [--event-delay-ms 0]
+//
+// Every flag has an environment equivalent (MOCKANTHROPIC_ADDR, MOCKANTHROPIC_API_KEY,
+// MOCKANTHROPIC_FIRST_BYTE_MS, MOCKANTHROPIC_EVENT_DELAY_MS, MOCKANTHROPIC_STATUS,
+// MOCKANTHROPIC_LOG_LEVEL, MOCKANTHROPIC_SHUTDOWN_TIMEOUT); a flag wins over its variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward/services/mockanthropic/internal/mock"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "mockanthropic:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr            string
+	apiKey          string
+	firstByteMs     int
+	eventDelayMs    int
+	status          int
+	logLevel        slog.Level
+	shutdownTimeout time.Duration
+}
+
+// parseConfig reads flags over environment over built-in defaults, reporting every problem.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	var problems []error
+	envInt := func(name string) int {
+		v := getenv(name)
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s=%q: want a whole number", name, v))
+		}
+		return n
+	}
+	envStr := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := &config{}
+	fs := flag.NewFlagSet("mockanthropic", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.addr, "addr", envStr("MOCKANTHROPIC_ADDR", ":8090"), "listen address (port 0 picks a free port; the log says which)")
+	fs.StringVar(&cfg.apiKey, "api-key", envStr("MOCKANTHROPIC_API_KEY", mock.DefaultAPIKey), "the API key callers must present")
+	fs.IntVar(&cfg.firstByteMs, "first-byte-ms", envInt("MOCKANTHROPIC_FIRST_BYTE_MS"), "default delay before each /v1/messages response starts")
+	fs.IntVar(&cfg.eventDelayMs, "event-delay-ms", envInt("MOCKANTHROPIC_EVENT_DELAY_MS"), "default delay between SSE events")
+	fs.IntVar(&cfg.status, "status", envInt("MOCKANTHROPIC_STATUS"), "default error status for every /v1/messages call (0: none)")
+	level := envStr("MOCKANTHROPIC_LOG_LEVEL", "info")
+	fs.StringVar(&level, "log-level", level, "debug, info (one line per request), warn or error")
+	timeout := envStr("MOCKANTHROPIC_SHUTDOWN_TIMEOUT", "10s")
+	fs.StringVar(&timeout, "shutdown-timeout", timeout, "how long SIGTERM waits for open requests and streams")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(level)); err != nil {
+		problems = append(problems, fmt.Errorf("log level %q: want debug, info, warn or error", level))
+	}
+	d, err := time.ParseDuration(timeout)
+	if err != nil || d < 0 {
+		problems = append(problems, fmt.Errorf("shutdown timeout %q: want a duration such as 10s", timeout))
+	}
+	cfg.shutdownTimeout = d
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %w", errors.Join(problems...))
+	}
+	return cfg, nil
+}
+
+func run(args []string, getenv func(string) string, out io.Writer) error {
+	cfg, err := parseConfig(args, getenv, out)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.logLevel}))
+	handler, err := mock.New(mock.Options{
+		APIKey: cfg.apiKey,
+		Logger: logger,
+		Defaults: mock.Directives{
+			Status:       cfg.status,
+			FirstByteMs:  cfg.firstByteMs,
+			EventDelayMs: cfg.eventDelayMs,
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No write timeout: streams and the hang directive legitimately run for minutes.
+		ReadTimeout:    2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String(), "first_byte_ms", cfg.firstByteMs,
+		"event_delay_ms", cfg.eventDelayMs, "status", cfg.status)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Streams or hanging requests outlived the drain deadline: cut them off.
+		logger.Warn("drain deadline passed, closing open connections", "error", err.Error())
+		_ = srv.Close()
+	}
+	logger.Info("stopped")
+	return nil
+}
