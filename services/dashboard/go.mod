@@ -4,4 +4,11 @@ go 1.26.8
 
 require github.com/keyward/keyward/pkg v0.0.0
 
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/chromedp v0.23.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+)
+
 replace github.com/keyward/keyward/pkg => ../../pkg

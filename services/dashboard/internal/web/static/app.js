@@ -1,0 +1,665 @@
+// keyward dashboard: talks to the gateway straight from the browser (CORS).
+// It never holds the Anthropic API key; at most a short-lived JWT that its
+// own server mints and this page renews before it expires.
+
+const EXAMPLE_CONTEXT = {
+  current_mrr: 92148.74,
+  previous_mrr: 87234.56,
+  active_customers: 1247,
+  new_customers_this_month: 86,
+  churned_customers_this_month: 31,
+  plan_mix: { starter: 712, growth: 418, enterprise: 117 },
+};
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  gatewayURL: "",
+  auth: false,
+  token: "",
+  tokenTimer: 0,
+  limit: null,
+  remaining: null,
+  window: "",
+  resetAt: 0, // ms since epoch when the quota is full again
+  retryAt: 0, // ms since epoch when a rate-limited caller may ask again
+  retryKind: "",
+  catalog: {},
+  selectedType: "",
+  busy: false,
+  abort: null,
+};
+
+// ---------------------------------------------------------------- errors
+
+// GatewayError is a refusal with a status; UnreachableError means the
+// browser could not get an answer at all (gateway down, or CORS refused).
+class GatewayError extends Error {
+  constructor(status, body, headers) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.error) || "";
+    this.body = body || {};
+    this.retryAfter = Number(headers && headers.get("Retry-After")) || Number(this.body.retry_after) || 0;
+    this.requestID = (headers && headers.get("X-Request-ID")) || this.body.request_id || "";
+  }
+}
+class UnreachableError extends Error {}
+
+function windowWords(win) {
+  const m = /^(\d+)\s*s$/.exec(win || "");
+  const secs = m ? Number(m[1]) : 0;
+  if (secs === 60) return "per minute";
+  if (secs === 3600) return "per hour";
+  if (secs === 86400) return "per day";
+  if (secs > 0 && secs % 60 === 0) return `per ${secs / 60} minutes`;
+  if (secs > 0) return `per ${secs} seconds`;
+  return win ? `per ${win}` : "per window";
+}
+
+function describe(err) {
+  if (err instanceof UnreachableError) {
+    return `The gateway at ${state.gatewayURL} is not reachable. Check that it is running and that it allows this page's origin (${location.origin}).`;
+  }
+  if (!(err instanceof GatewayError)) {
+    return `Something went wrong in this page: ${err.message}`;
+  }
+  const msg = err.body.message || "";
+  const rid = err.requestID ? ` (request ${err.requestID})` : "";
+  switch (true) {
+    case err.status === 401:
+      return state.auth
+        ? "Sign-in needed: your dashboard session was not accepted by the gateway. Reload the page to get a fresh one."
+        : "Sign-in needed: this gateway only answers signed-in callers, and this dashboard has no session to give you. Ask the operator to set DASHBOARD_JWT_SECRET.";
+    case err.status === 403:
+      return `The gateway does not allow this request: ${msg || "forbidden"}.`;
+    case err.status === 429:
+      return rateLimitText(err);
+    case err.status === 400 || err.status === 422: {
+      const fields = err.body.fields;
+      let detail = "";
+      if (fields && typeof fields === "object") {
+        const parts = Array.isArray(fields)
+          ? fields.map((f) => `${f.field}: ${f.message}`)
+          : Object.entries(fields).map(([k, v]) => `${k}: ${v}`);
+        if (parts.length) detail = ` (${parts.join("; ")})`;
+      }
+      return `The gateway refused the request: ${msg || "it is not valid"}${detail}.`;
+    }
+    case err.status === 413:
+      return "That request is too large for the gateway. Shorten the question or the context.";
+    case err.status === 415:
+      return "The gateway wants JSON; this page sent something else.";
+    case err.status === 503:
+      return `The gateway is busy or restarting; try again in a moment${rid}.`;
+    case err.status >= 500:
+      return `The gateway could not get an answer from Claude (${err.status}${msg ? ": " + msg : ""})${rid}.`;
+    default:
+      return `The gateway answered ${err.status}${msg ? ": " + msg : ""}${rid}.`;
+  }
+}
+
+function rateLimitText(err) {
+  const secs = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
+  const wait = state.retryAt > Date.now() ? `try again in ${secs} s` : "you can try again now";
+  if (state.retryKind === "requests" && state.limit) {
+    return `You've hit the limit of ${state.limit} questions ${windowWords(state.window)}; ${wait}.`;
+  }
+  const msg = (err && err.body && err.body.message) || "A limit was reached";
+  return `${msg.replace(/\.$/, "")}; ${wait}.`;
+}
+
+let lastError = null;
+function showError(err) {
+  lastError = err;
+  if (err instanceof GatewayError && err.status === 429) {
+    state.retryAt = Date.now() + Math.max(1, err.retryAfter || 1) * 1000;
+    const code = (err.code || "").toLowerCase();
+    // Token, budget and stream limits have their own words; the request
+    // limit is the one a person meets, so it gets the plain sentence.
+    state.retryKind = /token|budget|stream|concurren|inflight|spend/.test(code) ? "other" : "requests";
+  }
+  $("error-text").textContent = describe(err);
+  $("error").classList.toggle("banner-warn", err instanceof GatewayError && err.status === 429);
+  $("error").hidden = false;
+  if (err instanceof UnreachableError) setGatewayStatus(false);
+}
+function clearError() {
+  lastError = null;
+  $("error").hidden = true;
+}
+
+// ---------------------------------------------------------------- gateway calls
+
+// noteLimits reads the rate-limit headers the gateway exposes through CORS.
+function noteLimits(headers) {
+  const remaining = headers.get("RateLimit-Remaining");
+  const limit = headers.get("RateLimit-Limit");
+  const reset = headers.get("RateLimit-Reset");
+  if (limit !== null && limit !== "" && !isNaN(Number(limit))) state.limit = Number(limit);
+  if (remaining !== null && remaining !== "" && !isNaN(Number(remaining))) state.remaining = Number(remaining);
+  if (reset !== null && reset !== "" && !isNaN(Number(reset))) {
+    const n = Number(reset);
+    // RateLimit-Reset is delta-seconds; tolerate an absolute unix time too.
+    state.resetAt = n > 1e9 ? n * 1000 : Date.now() + n * 1000;
+  }
+  renderQuota();
+}
+
+async function gatewayFetch(path, init = {}, retried = false) {
+  const headers = new Headers(init.headers || {});
+  if (state.token) headers.set("Authorization", `Bearer ${state.token}`);
+  let resp;
+  try {
+    resp = await fetch(state.gatewayURL + path, { ...init, headers, mode: "cors", credentials: "omit", cache: "no-store" });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new UnreachableError(e.message);
+  }
+  setGatewayStatus(true);
+  noteLimits(resp.headers);
+  if (resp.ok) return resp;
+  let body = {};
+  try {
+    body = await resp.json();
+  } catch (_) {
+    body = {};
+  }
+  if (resp.status === 401 && state.auth && !retried) {
+    // The token may have expired while the tab slept: renew once, retry.
+    if (await refreshToken()) return gatewayFetch(path, init, true);
+  }
+  throw new GatewayError(resp.status, body, resp.headers);
+}
+
+async function gatewayJSON(path, init) {
+  const resp = await gatewayFetch(path, init);
+  return resp.json();
+}
+
+// ---------------------------------------------------------------- session
+
+async function refreshToken() {
+  clearTimeout(state.tokenTimer);
+  try {
+    const resp = await fetch("/token", { method: "POST", cache: "no-store" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const tok = await resp.json();
+    state.token = tok.token;
+    const ttl = Math.max(30, Number(tok.expires_in) || 300);
+    // Renew well before expiry so a request never goes out with a stale token.
+    state.tokenTimer = setTimeout(refreshToken, ttl * 800);
+    $("session").textContent = `Signed in as ${tok.subject || "dashboard"}`;
+    $("session").hidden = false;
+    return true;
+  } catch (e) {
+    state.token = "";
+    $("session").textContent = "Not signed in";
+    $("session").hidden = false;
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- status
+
+function setGatewayStatus(up) {
+  const pill = $("gateway-status");
+  pill.classList.remove("pill-unknown", "pill-ok", "pill-bad");
+  pill.classList.add(up ? "pill-ok" : "pill-bad");
+  $("gateway-status-text").textContent = up ? "Gateway connected" : "Gateway unreachable";
+}
+
+async function checkHealth() {
+  try {
+    const h = await gatewayJSON("/health");
+    $("version").textContent = h.version ? ` · gateway ${h.version}` : "";
+    if (lastError instanceof UnreachableError) clearError();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function loadQuota() {
+  try {
+    const s = await gatewayJSON("/api/rate-limit-status");
+    state.limit = Number(s.limit);
+    state.remaining = Number(s.remaining);
+    state.window = s.window || state.window;
+    if (s.reset) state.resetAt = Number(s.reset) * 1000;
+    else if (s.reset_after_seconds !== undefined) state.resetAt = Date.now() + Number(s.reset_after_seconds) * 1000;
+    renderQuota(s);
+  } catch (e) {
+    if (e instanceof GatewayError && e.status === 429) {
+      state.remaining = 0;
+      renderQuota();
+    } else if (!(e instanceof UnreachableError) || !lastError) {
+      showError(e);
+    }
+  }
+}
+
+function fmtSeconds(secs) {
+  if (secs < 90) return `${secs} s`;
+  const m = Math.floor(secs / 60);
+  const s = secs % 60;
+  if (m < 90) return s ? `${m} min ${s} s` : `${m} min`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function renderQuota(status) {
+  const hasNumbers = state.limit !== null && state.remaining !== null;
+  $("quota-remaining").textContent = hasNumbers ? String(state.remaining) : "–";
+  $("quota-limit").textContent = state.limit !== null ? String(state.limit) : "–";
+  $("quota-window").textContent = state.window ? windowWords(state.window) : "";
+  const bar = $("quota-bar");
+  const frac = hasNumbers && state.limit > 0 ? Math.max(0, Math.min(1, state.remaining / state.limit)) : 0;
+  bar.style.width = `${(frac * 100).toFixed(1)}%`;
+  bar.classList.toggle("low", frac > 0 && frac <= 0.2);
+  bar.classList.toggle("empty", hasNumbers && state.remaining === 0);
+  renderReset();
+  if (status) renderExtra(status);
+}
+
+function renderReset() {
+  const el = $("quota-reset");
+  if (state.limit === null || state.remaining === null) {
+    el.textContent = "";
+    return;
+  }
+  const secs = Math.ceil((state.resetAt - Date.now()) / 1000);
+  if (state.remaining >= state.limit || secs <= 0) {
+    el.textContent = "Your full quota is available.";
+  } else {
+    const at = new Date(state.resetAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    el.textContent = `All ${state.limit} back in ${fmtSeconds(secs)} (at ${at}).`;
+  }
+}
+
+function renderExtra(s) {
+  const dl = $("quota-extra");
+  dl.replaceChildren();
+  const row = (k, v) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  };
+  if (s.tokens && typeof s.tokens === "object" && s.tokens.limit) {
+    row("Tokens", `${Number(s.tokens.remaining).toLocaleString()} of ${Number(s.tokens.limit).toLocaleString()} ${windowWords(s.tokens.window || "60s")}`);
+  }
+  if (s.budget && typeof s.budget === "object") {
+    const lim = s.budget.limit_usd ?? s.budget.limit;
+    const rem = s.budget.remaining_usd ?? s.budget.remaining;
+    if (lim) row("Budget today", `$${Number(rem).toFixed(2)} of $${Number(lim).toFixed(2)} left`);
+  }
+  if (s.backend) {
+    const words = { redis: "shared (Redis)", memory: "this gateway only", degraded: "degraded: Redis unreachable, local fallback" };
+    row("Limiter", words[s.backend] || s.backend);
+  }
+}
+
+// A one-second tick keeps the countdowns honest without asking the gateway.
+function tick() {
+  renderReset();
+  if (lastError instanceof GatewayError && lastError.status === 429) {
+    $("error-text").textContent = describe(lastError);
+  }
+  if (state.remaining === 0 && state.resetAt && Date.now() >= state.resetAt) loadQuota();
+}
+
+// ---------------------------------------------------------------- answer panel
+
+function startAnswer(title) {
+  const el = $("answer");
+  el.replaceChildren();
+  el.dataset.state = "streaming";
+  $("answer-question").textContent = title;
+  $("answer-meta").textContent = "";
+}
+
+function appendAnswer(text) {
+  $("answer").append(document.createTextNode(text));
+}
+
+function finishAnswer(meta, ok) {
+  $("answer").dataset.state = ok ? "done" : "error";
+  if (!meta) return;
+  const parts = [];
+  if (meta.model) parts.push(meta.model);
+  if (meta.usage) parts.push(`${meta.usage.input_tokens ?? 0} tokens in · ${meta.usage.output_tokens ?? 0} out`);
+  if (meta.request_id) parts.push(`request ${meta.request_id}`);
+  $("answer-meta").textContent = parts.join(" · ");
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  $("ask").disabled = busy;
+  $("run-analytics").disabled = busy || !state.selectedType;
+  $("stop").hidden = !busy;
+}
+
+// ---------------------------------------------------------------- ask (streaming)
+
+function readContext() {
+  const area = $("context");
+  const problem = $("context-problem");
+  let value;
+  try {
+    value = area.value.trim() === "" ? {} : JSON.parse(area.value);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new Error("it must be a JSON object, like {\"current_mrr\": 92148.74}");
+    }
+  } catch (e) {
+    problem.textContent = `Context is not valid: ${e.message}`;
+    problem.hidden = false;
+    area.classList.add("invalid");
+    return null;
+  }
+  problem.hidden = true;
+  area.classList.remove("invalid");
+  return value;
+}
+
+// parseSSE feeds complete events from buf to onEvent and returns the rest.
+function parseSSE(buf, onEvent) {
+  buf = buf.replace(/\r\n?/g, "\n");
+  let idx;
+  while ((idx = buf.indexOf("\n\n")) >= 0) {
+    const raw = buf.slice(0, idx);
+    buf = buf.slice(idx + 2);
+    let event = "message";
+    const data = [];
+    for (const line of raw.split("\n")) {
+      if (line === "" || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+    }
+    if (data.length) onEvent(event, data.join("\n"));
+  }
+  return buf;
+}
+
+async function ask(ev) {
+  ev.preventDefault();
+  if (state.busy) return;
+  const question = $("question").value.trim();
+  if (!question) {
+    $("question").classList.add("invalid");
+    $("question").focus();
+    return;
+  }
+  $("question").classList.remove("invalid");
+  const context = readContext();
+  if (context === null) return;
+
+  clearError();
+  setBusy(true);
+  startAnswer(question);
+  const ctrl = new AbortController();
+  state.abort = ctrl;
+  let finished = false;
+  try {
+    const resp = await gatewayFetch("/api/query", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ question, context, stream: true }),
+      signal: ctrl.signal,
+    });
+    if (!(resp.headers.get("Content-Type") || "").includes("text/event-stream")) {
+      // A gateway that answered in one piece.
+      const a = await resp.json();
+      appendAnswer(a.answer || "");
+      finishAnswer(a, true);
+      finished = true;
+      return;
+    }
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf = parseSSE(buf + decoder.decode(value, { stream: true }), (event, data) => {
+        let payload = {};
+        try {
+          payload = JSON.parse(data);
+        } catch (_) {
+          return;
+        }
+        if (event === "delta" && typeof payload.text === "string") {
+          appendAnswer(payload.text);
+        } else if (event === "done") {
+          finishAnswer(payload, true);
+          finished = true;
+        } else if (event === "error") {
+          finishAnswer(null, false);
+          finished = true;
+          showError(new GatewayError(502, payload, null));
+        }
+      });
+    }
+    if (!finished) {
+      finishAnswer(null, false);
+      showError(new Error("the answer stopped before it was complete; the connection to the gateway was lost"));
+    }
+  } catch (e) {
+    if (e.name === "AbortError") {
+      finishAnswer(null, true);
+      $("answer-meta").textContent = "Stopped.";
+    } else {
+      finishAnswer(null, false);
+      showError(e);
+    }
+  } finally {
+    state.abort = null;
+    setBusy(false);
+    loadQuota();
+  }
+}
+
+// ---------------------------------------------------------------- analytics
+
+function renderCatalog() {
+  const tabs = $("query-types");
+  tabs.replaceChildren();
+  const names = Object.keys(state.catalog).sort();
+  for (const name of names) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "tab";
+    b.id = `qt-${name}`;
+    b.setAttribute("role", "tab");
+    b.textContent = name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+    b.addEventListener("click", () => selectType(name));
+    tabs.append(b);
+  }
+  if (names.length) selectType(state.selectedType && state.catalog[state.selectedType] ? state.selectedType : names[0]);
+  else $("query-description").textContent = "This gateway has no analytics queries configured.";
+}
+
+function selectType(name) {
+  state.selectedType = name;
+  for (const b of $("query-types").children) b.setAttribute("aria-selected", String(b.id === `qt-${name}`));
+  const qt = state.catalog[name] || {};
+  $("query-description").textContent = qt.description || "";
+  const box = $("query-params");
+  box.replaceChildren();
+  const params = qt.parameters || {};
+  for (const pname of Object.keys(params)) box.append(paramField(pname, params[pname] || {}));
+  setBusy(state.busy);
+}
+
+function labelText(name, spec) {
+  const span = document.createElement("span");
+  span.className = "label";
+  span.textContent = name.replace(/_/g, " ");
+  if (spec.required) {
+    const star = document.createElement("span");
+    star.className = "required";
+    star.textContent = " *";
+    span.append(star);
+  }
+  return span;
+}
+
+function paramField(name, spec) {
+  const id = `param-${name}`;
+  if (spec.type === "boolean") {
+    const label = document.createElement("label");
+    label.className = "check";
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.id = id;
+    input.dataset.param = name;
+    input.dataset.kind = "boolean";
+    label.append(input, document.createTextNode(name.replace(/_/g, " ")));
+    return label;
+  }
+  const label = document.createElement("label");
+  label.className = "field";
+  label.append(labelText(name, spec));
+  let input;
+  if (spec.type === "enum" && Array.isArray(spec.values)) {
+    input = document.createElement("select");
+    if (!spec.required) input.append(new Option("(any)", ""));
+    for (const v of spec.values) input.append(new Option(String(v).replace(/_/g, " "), v));
+  } else {
+    input = document.createElement("input");
+    if (spec.type === "integer" || spec.type === "number") {
+      input.type = "number";
+      if (spec.type === "integer") input.step = "1";
+      if (spec.min !== undefined) input.min = spec.min;
+      if (spec.max !== undefined) input.max = spec.max;
+    } else {
+      input.type = "text";
+      if (spec.max_length) input.maxLength = spec.max_length;
+      input.placeholder = spec.required ? "" : "optional";
+    }
+  }
+  input.id = id;
+  input.dataset.param = name;
+  input.dataset.kind = spec.type || "string";
+  if (spec.required) input.required = true;
+  label.append(input);
+  return label;
+}
+
+function readParams() {
+  const out = {};
+  let ok = true;
+  for (const input of $("query-params").querySelectorAll("[data-param]")) {
+    const name = input.dataset.param;
+    input.classList.remove("invalid");
+    if (input.dataset.kind === "boolean") {
+      out[name] = input.checked;
+      continue;
+    }
+    const raw = input.value.trim();
+    if (raw === "") {
+      if (input.required) {
+        input.classList.add("invalid");
+        ok = false;
+      }
+      continue;
+    }
+    if (input.dataset.kind === "integer" || input.dataset.kind === "number") {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || (input.dataset.kind === "integer" && !Number.isInteger(n))) {
+        input.classList.add("invalid");
+        ok = false;
+        continue;
+      }
+      out[name] = n;
+    } else {
+      out[name] = raw;
+    }
+  }
+  return ok ? out : null;
+}
+
+async function loadCatalog() {
+  try {
+    const cat = await gatewayJSON("/api/analytics-query-types");
+    state.catalog = cat.query_types || {};
+    renderCatalog();
+  } catch (e) {
+    $("query-description").textContent = "The query catalog could not be loaded.";
+    if (!lastError) showError(e);
+  }
+}
+
+async function runAnalytics(ev) {
+  ev.preventDefault();
+  if (state.busy || !state.selectedType) return;
+  const parameters = readParams();
+  if (parameters === null) return;
+  clearError();
+  setBusy(true);
+  startAnswer(`${state.selectedType.replace(/_/g, " ")} · ${JSON.stringify(parameters)}`);
+  const ctrl = new AbortController();
+  state.abort = ctrl;
+  try {
+    const a = await gatewayJSON("/api/analytics-query", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query_type: state.selectedType, parameters }),
+      signal: ctrl.signal,
+    });
+    appendAnswer(a.answer || "");
+    finishAnswer(a, true);
+  } catch (e) {
+    if (e.name === "AbortError") {
+      finishAnswer(null, true);
+      $("answer-meta").textContent = "Stopped.";
+    } else {
+      finishAnswer(null, false);
+      showError(e);
+    }
+  } finally {
+    state.abort = null;
+    setBusy(false);
+    loadQuota();
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+function resetContext() {
+  $("context").value = JSON.stringify(EXAMPLE_CONTEXT, null, 2);
+  readContext();
+}
+
+async function main() {
+  resetContext();
+  $("ask-form").addEventListener("submit", ask);
+  $("analytics-form").addEventListener("submit", runAnalytics);
+  $("stop").addEventListener("click", () => state.abort && state.abort.abort());
+  $("reset-context").addEventListener("click", resetContext);
+  $("context").addEventListener("input", () => readContext());
+  $("error-close").addEventListener("click", clearError);
+
+  let cfg;
+  try {
+    cfg = await (await fetch("/config.json", { cache: "no-store" })).json();
+  } catch (e) {
+    showError(new Error("the dashboard's own server did not answer; reload the page"));
+    return;
+  }
+  state.gatewayURL = String(cfg.gateway_url || "").replace(/\/+$/, "");
+  state.auth = Boolean(cfg.auth);
+  $("gateway-url").textContent = state.gatewayURL;
+  if (state.auth) await refreshToken();
+
+  await checkHealth();
+  await Promise.all([loadQuota(), loadCatalog()]);
+  setInterval(tick, 1000);
+  setInterval(checkHealth, 30000);
+  document.body.dataset.ready = "true";
+}
+
+main();
