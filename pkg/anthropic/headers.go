@@ -1,0 +1,74 @@
+package anthropic
+
+import (
+	"net/http"
+	"strings"
+)
+
+// DefaultVersion is sent as anthropic-version when the caller sent none.
+const DefaultVersion = "2023-06-01"
+
+// OutboundHeaders builds the headers of an upstream request from a caller's
+// request by allowlist: anthropic-version (DefaultVersion when absent; passed
+// through unchanged otherwise, since 2026-10-21 changes request semantics),
+// every anthropic-beta value, accept, and content-type forced to
+// application/json. Nothing else gets through — no credentials
+// (x-api-key, Authorization, Cookie), no X-Forwarded-* (they would leak the
+// user's IP), no hop-by-hop headers, and no header the caller named in
+// Connection, which a proxy must drop.
+func OutboundHeaders(in http.Header) http.Header {
+	out := make(http.Header, 4)
+	var hop map[string]bool
+	for k, vs := range in {
+		if strings.EqualFold(k, "Connection") {
+			for _, v := range vs {
+				for _, name := range strings.Split(v, ",") {
+					if name = strings.TrimSpace(name); name != "" {
+						if hop == nil {
+							hop = make(map[string]bool)
+						}
+						hop[strings.ToLower(name)] = true
+					}
+				}
+			}
+		}
+	}
+	for k, vs := range in {
+		lk := strings.ToLower(k)
+		if hop[lk] || len(vs) == 0 {
+			continue
+		}
+		switch lk {
+		case "anthropic-version":
+			if v := strings.TrimSpace(vs[0]); v != "" {
+				out["Anthropic-Version"] = []string{v}
+			}
+		case "anthropic-beta":
+			for _, v := range vs {
+				if v = strings.TrimSpace(v); v != "" {
+					out["Anthropic-Beta"] = append(out["Anthropic-Beta"], v)
+				}
+			}
+		case "accept":
+			out["Accept"] = append([]string(nil), vs...)
+		}
+	}
+	if len(out["Anthropic-Version"]) == 0 {
+		out["Anthropic-Version"] = []string{DefaultVersion}
+	}
+	out["Content-Type"] = []string{"application/json"}
+	return out
+}
+
+// CopyResponseHeaders copies the upstream response headers a caller may see:
+// content-type and request-id. Everything else stays behind, notably the
+// anthropic-ratelimit-* headers (the organisation's limits are not the
+// caller's), anthropic-organization-id / anthropic-workspace-id and
+// set-cookie.
+func CopyResponseHeaders(dst, src http.Header) {
+	for _, name := range []string{"Content-Type", "Request-Id"} {
+		if v := src.Get(name); v != "" {
+			dst.Set(name, v)
+		}
+	}
+}
