@@ -18,6 +18,11 @@ import (
 // the failure policy says to refuse (mode "closed"). Callers map it to 503.
 var ErrBackendUnavailable = errors.New("rate-limit backend unavailable")
 
+// ErrInvalidRequest wraps every rejection of malformed input to Admit, Settle
+// or Status (empty key, negative estimates, non-finite costs). It is a caller
+// bug, not a store outage: Resilient does not fall back on it.
+var ErrInvalidRequest = errors.New("invalid rate-limit request")
+
 // Limit is a GCRA limit: Rate events per Period, with bursts of up to Burst.
 type Limit struct {
 	Rate   int
@@ -69,6 +74,11 @@ type Decision struct {
 	ResetAfter  time.Duration // time until the request bucket is full again
 	Reservation Reservation
 	Backend     string // "redis", "memory", "degraded" (local fallback), "open"
+	// Unsatisfiable is set when the request alone exceeds a whole limit
+	// (Tokens above TokensPerMinute, CostUSD above a daily budget), so no
+	// amount of waiting helps; RetryAfter is 0 then. Callers should answer
+	// with a 4xx that says so (e.g. "lower max_tokens") rather than a 429.
+	Unsatisfiable bool
 }
 
 // Reservation is what Admit put aside for one call.
