@@ -76,16 +76,16 @@ func TestOutboundHeadersDoesNotAliasInput(t *testing.T) {
 
 func TestCopyResponseHeaders(t *testing.T) {
 	src := http.Header{
-		"Content-Type":                              {"text/event-stream; charset=utf-8"},
-		"Request-Id":                                {"req_018EeWyXxfu5pfWkrYcMdjWG"},
-		"Anthropic-Ratelimit-Requests-Remaining":    {"49"},
-		"Anthropic-Ratelimit-Tokens-Reset":          {"2026-11-27T12:00:00Z"},
-		"Anthropic-Organization-Id":                 {"org-123"},
-		"Anthropic-Workspace-Id":                    {"wrk-456"},
-		"Set-Cookie":                                {"__cf_bm=abc"},
-		"Cf-Ray":                                    {"8abc"},
-		"Retry-After":                               {"3"},
-		"Via":                                       {"1.1 google"},
+		"Content-Type":                           {"text/event-stream; charset=utf-8"},
+		"Request-Id":                             {"req_018EeWyXxfu5pfWkrYcMdjWG"},
+		"Anthropic-Ratelimit-Requests-Remaining": {"49"},
+		"Anthropic-Ratelimit-Tokens-Reset":       {"2026-11-27T12:00:00Z"},
+		"Anthropic-Organization-Id":              {"org-123"},
+		"Anthropic-Workspace-Id":                 {"wrk-456"},
+		"Set-Cookie":                             {"__cf_bm=abc"},
+		"Cf-Ray":                                 {"8abc"},
+		"Retry-After":                            {"3"},
+		"Via":                                    {"1.1 google"},
 		"Anthropic-Priority-Input-Tokens-Remaining": {"10"},
 	}
 	dst := http.Header{"X-Request-Id": {"gw-1"}}
