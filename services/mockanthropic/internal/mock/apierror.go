@@ -121,6 +121,9 @@ func appendErrorBody(dst []byte, e *apiError, requestID string) []byte {
 func writeError(w http.ResponseWriter, e *apiError, requestID string) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
+	if _, ok := h["Request-Id"]; !ok {
+		h["Request-Id"] = []string{requestID}
+	}
 	if e.retryAfter != nil {
 		h["Retry-After"] = []string{strconv.Itoa(*e.retryAfter)}
 	}

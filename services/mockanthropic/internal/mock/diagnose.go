@@ -11,14 +11,14 @@ import (
 // field the way the real API does ("messages.1.content: Input should be …"). It runs only
 // on the error path, so it can afford to decode everything a second time.
 func diagnose(body []byte, decodeErr error) string {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "request body is empty: expected a JSON object"
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
 			return "request body is not valid JSON: " + syn.Error() + " (at byte " + strconv.FormatInt(syn.Offset, 10) + ")"
-		}
-		if len(bytes.TrimSpace(body)) == 0 {
-			return "request body is empty: expected a JSON object"
 		}
 		return "request body: Input should be a JSON object"
 	}

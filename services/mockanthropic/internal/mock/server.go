@@ -215,6 +215,9 @@ func (s *Server) readBody(r *http.Request) (*[]byte, *apiError) {
 		return nil, tooLarge()
 	}
 	buf := getBuf()
+	if r.Body == nil { // only in-process callers build requests without a body
+		return buf, nil
+	}
 	b := *buf
 	if r.ContentLength > int64(cap(b)) {
 		b = make([]byte, 0, r.ContentLength+1)
