@@ -40,23 +40,18 @@ type Answer struct {
 	QueryType string `json:"query_type,omitempty"`
 }
 
-// QuotaTokens and QuotaBudget describe the token-per-minute and daily USD
-// limits when the gateway has them configured. Their numbers are decoded
-// as JSON numbers; absent fields stay zero.
+// QuotaTokens is the token-per-minute limit, when the gateway has one.
 type QuotaTokens struct {
-	Limit     int64   `json:"limit"`
-	Remaining int64   `json:"remaining"`
-	Reset     int64   `json:"reset,omitempty"`
-	Window    string  `json:"window,omitempty"`
-	Used      float64 `json:"used,omitempty"`
+	LimitPerMinute int64 `json:"limit_per_minute"`
+	Remaining      int64 `json:"remaining"`
 }
 
-// QuotaBudget is the caller's daily spending budget in USD.
+// QuotaBudget is the caller's daily spending budget, when the gateway has one.
 type QuotaBudget struct {
-	LimitUSD     float64 `json:"limit_usd"`
-	RemainingUSD float64 `json:"remaining_usd"`
-	SpentUSD     float64 `json:"spent_usd,omitempty"`
-	Reset        int64   `json:"reset,omitempty"`
+	DailyUSD     float64   `json:"daily_usd"`
+	SpentUSD     float64   `json:"spent_usd"`
+	RemainingUSD float64   `json:"remaining_usd"`
+	ResetsAt     time.Time `json:"resets_at"`
 }
 
 // RateLimitStatus is the caller's own quota. Asking for it consumes none.
@@ -73,6 +68,10 @@ type RateLimitStatus struct {
 	// Backend is "memory", "redis" or "degraded" (Redis unreachable, a
 	// per-replica fallback in effect).
 	Backend string `json:"backend"`
+	// Identity is how the gateway knows the caller: "jwt", "hmac" or "ip".
+	Identity string `json:"identity,omitempty"`
+	// Tier is the caller's JWT tier, when it has one.
+	Tier string `json:"tier,omitempty"`
 }
 
 // ResetTime is when the quota is full again.
@@ -179,10 +178,33 @@ func (c *Client) QueryStream(ctx context.Context, req QueryRequest) (*Stream, er
 	if err != nil {
 		return nil, fmt.Errorf("encoding request for /api/query: %w", err)
 	}
-	cl := call{method: http.MethodPost, path: "/api/query", body: body, accept: "text/event-stream", retry: true}
-	resp, err := c.do(ctx, cl)
+	return c.stream(ctx, "/api/query", body)
+}
+
+// AnalyticsQueryStream runs a catalog query like AnalyticsQuery and returns
+// the answer as it is written, like QueryStream.
+func (c *Client) AnalyticsQueryStream(ctx context.Context, queryType string, params map[string]any) (*Stream, error) {
+	if queryType == "" {
+		return nil, fmt.Errorf("running analytics query: query type is empty")
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	body, err := json.Marshal(struct {
+		QueryType  string         `json:"query_type"`
+		Parameters map[string]any `json:"parameters"`
+		Stream     bool           `json:"stream"`
+	}{queryType, params, true})
+	if err != nil {
+		return nil, fmt.Errorf("encoding request for /api/analytics-query: %w", err)
+	}
+	return c.stream(ctx, "/api/analytics-query", body)
+}
+
+func (c *Client) stream(ctx context.Context, path string, body []byte) (*Stream, error) {
+	resp, err := c.do(ctx, call{method: http.MethodPost, path: path, body: body, accept: "text/event-stream", retry: true})
 	if err != nil {
 		return nil, err
 	}
-	return newStream(ctx, resp), nil
+	return newStream(ctx, resp, path), nil
 }

@@ -40,7 +40,7 @@ func BenchmarkStreamParse(b *testing.B) {
 			Header: http.Header{"Content-Type": {"text/event-stream"}},
 			Body:   io.NopCloser(bytes.NewReader(raw)),
 		}
-		s := newStream(context.Background(), resp)
+		s := newStream(context.Background(), resp, "/api/query")
 		n := 0
 		for s.Next() {
 			n++

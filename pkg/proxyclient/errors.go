@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +21,10 @@ type Error struct {
 	// Status is the HTTP status code; 0 when the gateway reported the error
 	// inside an SSE stream that had already started with 200.
 	Status int
-	// Code is the gateway's short error name ("rate_limited",
-	// "validation_error", …), or the HTTP status text when the body was
-	// not the gateway's JSON (a reverse proxy's error page, say).
+	// Code is the gateway's short error label ("Rate limit exceeded",
+	// "Invalid request", "budget_exceeded", …), Anthropic's error type on
+	// /v1/*, or the HTTP status text in snake case when the body was not
+	// the gateway's JSON (a reverse proxy's error page, say).
 	Code string
 	// Message is the gateway's human-readable explanation.
 	Message string
@@ -31,9 +33,8 @@ type Error struct {
 	RetryAfter time.Duration
 	// RequestID identifies the request in the gateway's logs.
 	RequestID string
-	// Fields holds per-field validation problems, when the gateway sent
-	// them.
-	Fields map[string]string
+	// Fields names the request fields a validation error is about.
+	Fields []string
 
 	noRetry bool // the gateway said x-should-retry: false
 }
@@ -136,43 +137,45 @@ func fillFromBody(e *Error, raw []byte) {
 	e.Fields = decodeFields(b.Fields)
 }
 
-// decodeFields accepts the two shapes a validation error may use: an
-// object of field → problem, or a list of {"field","message"} objects.
-func decodeFields(raw json.RawMessage) map[string]string {
+// decodeFields accepts the shapes a validation error may use: a list of
+// field names (the gateway's), a list of {"field": …} objects, or an object
+// keyed by field name.
+func decodeFields(raw json.RawMessage) []string {
 	if len(raw) == 0 {
 		return nil
 	}
-	var obj map[string]any
-	if json.Unmarshal(raw, &obj) == nil {
-		out := make(map[string]string, len(obj))
-		for k, v := range obj {
-			if s, ok := v.(string); ok {
-				out[k] = s
-			}
-		}
-		return nilIfEmpty(out)
+	var names []string
+	if json.Unmarshal(raw, &names) == nil {
+		return nilIfEmpty(names)
 	}
+	names = nil // a failed decode may have filled some of it
 	var list []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
+		Field string `json:"field"`
 	}
 	if json.Unmarshal(raw, &list) == nil {
-		out := make(map[string]string, len(list))
 		for _, f := range list {
 			if f.Field != "" {
-				out[f.Field] = f.Message
+				names = append(names, f.Field)
 			}
 		}
-		return nilIfEmpty(out)
+		return nilIfEmpty(names)
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) == nil {
+		for k := range obj {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		return nilIfEmpty(names)
 	}
 	return nil
 }
 
-func nilIfEmpty(m map[string]string) map[string]string {
-	if len(m) == 0 {
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
 		return nil
 	}
-	return m
+	return s
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date

@@ -32,7 +32,7 @@ func fakeGateway() *httptest.Server {
 		}
 		if len(body) > 2000 {
 			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"error":"validation_error","message":"question is too long","fields":{"question":"at most 2000 characters"}}`)
+			_, _ = io.WriteString(w, `{"error":"Invalid request","message":"question is longer than 2000 characters","fields":["question"]}`)
 			return
 		}
 		_, _ = io.WriteString(w, `{"answer":"MRR grew 5.6% month over month.","model":"claude-sonnet-4-5","usage":{"input_tokens":52,"output_tokens":8},"request_id":"req-1"}`)
@@ -207,12 +207,12 @@ func ExampleError() {
 	var perr *proxyclient.Error
 	if errors.As(err, &perr) {
 		fmt.Println(perr.Status, perr.Code)
-		fmt.Println("question:", perr.Fields["question"])
+		fmt.Println(perr.Message, perr.Fields)
 	}
 	fmt.Println("rate limited:", proxyclient.RateLimited(err))
 	// Output:
-	// 400 validation_error
-	// question: at most 2000 characters
+	// 400 Invalid request
+	// question is longer than 2000 characters [question]
 	// rate limited: false
 }
 

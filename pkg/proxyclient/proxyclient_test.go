@@ -2,14 +2,12 @@ package proxyclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,18 +293,23 @@ func TestErrorDecoding(t *testing.T) {
 		{
 			name: "gateway validation error",
 			rep: reply{status: 400, headers: map[string]string{"X-Request-ID": "req-h"},
-				body: `{"error":"validation_error","message":"invalid request","fields":{"question":"is required"},"request_id":"req-b"}`},
-			want: Error{Status: 400, Code: "validation_error", Message: "invalid request", RequestID: "req-h", Fields: map[string]string{"question": "is required"}},
+				body: `{"error":"Missing required fields","message":"missing required fields: question","fields":["question"],"request_id":"req-b"}`},
+			want: Error{Status: 400, Code: "Missing required fields", Message: "missing required fields: question", RequestID: "req-h", Fields: []string{"question"}},
 		},
 		{
-			name: "fields as a list, request id from body",
-			rep:  reply{status: 400, body: `{"error":"validation_error","message":"bad","fields":[{"field":"parameters.time_period","message":"must be one of last_7_days, last_30_days"}],"request_id":"req-b"}`},
-			want: Error{Status: 400, Code: "validation_error", Message: "bad", RequestID: "req-b", Fields: map[string]string{"parameters.time_period": "must be one of last_7_days, last_30_days"}},
+			name: "fields as objects, request id from body",
+			rep:  reply{status: 400, body: `{"error":"Invalid parameters","message":"bad","fields":[{"field":"time_period","message":"must be one of last_7_days, last_30_days"}],"request_id":"req-b"}`},
+			want: Error{Status: 400, Code: "Invalid parameters", Message: "bad", RequestID: "req-b", Fields: []string{"time_period"}},
+		},
+		{
+			name: "fields as an object",
+			rep:  reply{status: 422, body: `{"error":"invalid","fields":{"segment":"too long","include_forecast":"not a boolean"}}`},
+			want: Error{Status: 422, Code: "invalid", Fields: []string{"include_forecast", "segment"}},
 		},
 		{
 			name: "retry_after in body only",
-			rep:  reply{status: 429, body: `{"error":"rate_limited","message":"Maximum 30 requests per 60 seconds","retry_after":12}`},
-			want: Error{Status: 429, Code: "rate_limited", Message: "Maximum 30 requests per 60 seconds", RetryAfter: 12 * time.Second},
+			rep:  reply{status: 429, body: `{"error":"Rate limit exceeded","message":"Maximum 30 requests per 60 seconds","retry_after":12}`},
+			want: Error{Status: 429, Code: "Rate limit exceeded", Message: "Maximum 30 requests per 60 seconds", RetryAfter: 12 * time.Second},
 		},
 		{
 			name: "anthropic shape",
@@ -456,7 +459,8 @@ func TestRateLimitStatusAndCatalogDecode(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/rate-limit-status", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"limit":30,"remaining":29,"reset":1796000000,"reset_after_seconds":2,"window":"60s","policy":"30;w=60",
-			"tokens":{"limit":20000,"remaining":19000},"budget":{"limit_usd":5,"remaining_usd":4.5},"backend":"redis"}`)
+			"identity":"jwt","tier":"pro","tokens":{"limit_per_minute":20000,"remaining":19000},
+			"budget":{"daily_usd":5,"spent_usd":0.5,"remaining_usd":4.5,"resets_at":"2026-11-28T00:00:00Z"},"backend":"redis"}`)
 	})
 	mux.HandleFunc("GET /api/analytics-query-types", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"query_types":{"mrr_analysis":{"description":"MRR trends and insights","parameters":{
@@ -474,7 +478,11 @@ func TestRateLimitStatusAndCatalogDecode(t *testing.T) {
 	require.Equal(t, "redis", st.Backend)
 	require.Equal(t, int64(1796000000), st.ResetTime().Unix())
 	require.Equal(t, int64(19000), st.Tokens.Remaining)
+	require.Equal(t, int64(20000), st.Tokens.LimitPerMinute)
 	require.InDelta(t, 4.5, st.Budget.RemainingUSD, 1e-9)
+	require.Equal(t, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), st.Budget.ResetsAt)
+	require.Equal(t, "jwt", st.Identity)
+	require.Equal(t, "pro", st.Tier)
 
 	cat, err := c.AnalyticsQueryTypes(context.Background())
 	require.NoError(t, err)
@@ -488,6 +496,8 @@ func TestRateLimitStatusAndCatalogDecode(t *testing.T) {
 func TestAnalyticsQueryNeedsAType(t *testing.T) {
 	c, _ := newTestClient(t, "http://127.0.0.1:1")
 	_, err := c.AnalyticsQuery(context.Background(), "", nil)
+	require.ErrorContains(t, err, "query type is empty")
+	_, err = c.AnalyticsQueryStream(context.Background(), "", nil)
 	require.ErrorContains(t, err, "query type is empty")
 }
 
@@ -515,7 +525,4 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, gw.requests(), 16)
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(gw.requests()[0].body, &body))
-	require.True(t, strings.Contains(string(gw.requests()[0].body), `"question":"q"`))
 }

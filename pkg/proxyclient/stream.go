@@ -37,7 +37,7 @@ type Stream struct {
 // generous while still refusing an endless line.
 const maxEventBytes = 1 << 20
 
-func newStream(ctx context.Context, resp *http.Response) *Stream {
+func newStream(ctx context.Context, resp *http.Response, path string) *Stream {
 	s := &Stream{ctx: ctx, body: resp.Body}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" {
@@ -46,7 +46,7 @@ func newStream(ctx context.Context, resp *http.Response) *Stream {
 		defer resp.Body.Close()
 		var a Answer
 		if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(&a); err != nil {
-			s.err = fmt.Errorf("decoding answer of POST /api/query: %w", err)
+			s.err = fmt.Errorf("decoding answer of POST %s: %w", path, err)
 			s.done = true
 			return s
 		}

@@ -58,22 +58,33 @@ func TestStreamYieldsDeltasInOrderThenUsage(t *testing.T) {
 	require.False(t, s.Next(), "a finished stream stays finished")
 }
 
-func TestStreamRequestAsksForSSE(t *testing.T) {
-	var body, accept string
+func TestStreamRequestsAskForSSE(t *testing.T) {
+	var path, body, accept string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		body, accept = string(b), r.Header.Get("Accept")
+		path, body, accept = r.URL.Path, string(b), r.Header.Get("Accept")
 		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, "event: done\ndata: {}\n\n")
+		_, _ = io.WriteString(w, "event: delta\ndata: {\"text\":\"ok\"}\n\nevent: done\ndata: {}\n\n")
 	}))
 	defer srv.Close()
 	c, _ := newTestClient(t, srv.URL)
+
 	s, err := c.QueryStream(context.Background(), QueryRequest{Question: "q"})
 	require.NoError(t, err)
-	_, err = s.Collect()
+	text, err := s.Collect()
 	require.NoError(t, err)
+	require.Equal(t, "ok", text)
+	require.Equal(t, "/api/query", path)
 	require.JSONEq(t, `{"question":"q","context":{},"stream":true}`, body)
 	require.Equal(t, "text/event-stream", accept)
+
+	s, err = c.AnalyticsQueryStream(context.Background(), "churn_analysis", map[string]any{"time_period": "last_90_days"})
+	require.NoError(t, err)
+	text, err = s.Collect()
+	require.NoError(t, err)
+	require.Equal(t, "ok", text)
+	require.Equal(t, "/api/analytics-query", path)
+	require.JSONEq(t, `{"query_type":"churn_analysis","parameters":{"time_period":"last_90_days"},"stream":true}`, body)
 }
 
 func TestStreamErrors(t *testing.T) {
@@ -86,14 +97,15 @@ func TestStreamErrors(t *testing.T) {
 	}{
 		{
 			name:     "error event from the gateway",
-			events:   []string{"event: delta\ndata: {\"text\":\"Hal\"}\n\n", "event: error\ndata: {\"error\":\"upstream_error\",\"message\":\"The model is overloaded\"}\n\n"},
+			events:   []string{"event: delta\ndata: {\"text\":\"Hal\"}\n\n", "event: error\ndata: {\"error\":\"Upstream error\",\"message\":\"the Claude API reported an error mid-stream\",\"request_id\":\"req-5\"}\n\n"},
 			wantText: []string{"Hal"},
 			check: func(t *testing.T, err error) {
 				var perr *Error
 				require.ErrorAs(t, err, &perr)
 				require.Equal(t, 0, perr.Status)
-				require.Equal(t, "upstream_error", perr.Code)
-				require.Equal(t, "The model is overloaded", perr.Message)
+				require.Equal(t, "Upstream error", perr.Code)
+				require.Equal(t, "the Claude API reported an error mid-stream", perr.Message)
+				require.Equal(t, "req-5", perr.RequestID)
 			},
 		},
 		{

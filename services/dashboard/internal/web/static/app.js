@@ -78,11 +78,9 @@ function describe(err) {
     case err.status === 400 || err.status === 422: {
       const fields = err.body.fields;
       let detail = "";
-      if (fields && typeof fields === "object") {
-        const parts = Array.isArray(fields)
-          ? fields.map((f) => `${f.field}: ${f.message}`)
-          : Object.entries(fields).map(([k, v]) => `${k}: ${v}`);
-        if (parts.length) detail = ` (${parts.join("; ")})`;
+      if (Array.isArray(fields) && fields.length) {
+        const names = fields.map((f) => (typeof f === "string" ? f : f && f.field)).filter(Boolean);
+        if (names.length && !names.every((n) => msg.includes(n))) detail = ` (check: ${names.join(", ")})`;
       }
       return `The gateway refused the request: ${msg || "it is not valid"}${detail}.`;
     }
@@ -115,9 +113,11 @@ function showError(err) {
   if (err instanceof GatewayError && err.status === 429) {
     state.retryAt = Date.now() + Math.max(1, err.retryAfter || 1) * 1000;
     const code = (err.code || "").toLowerCase();
-    // Token, budget and stream limits have their own words; the request
-    // limit is the one a person meets, so it gets the plain sentence.
-    state.retryKind = /token|budget|stream|concurren|inflight|spend/.test(code) ? "other" : "requests";
+    // Token, budget and stream limits have their own words ("Maximum 2000
+    // tokens per minute"); the request limit is the one a person meets, so
+    // it gets the plain sentence.
+    const msg = String((err.body && err.body.message) || "");
+    state.retryKind = /budget/.test(code) || (msg && !/request/i.test(msg)) ? "other" : "requests";
   }
   $("error-text").textContent = describe(err);
   $("error").classList.toggle("banner-warn", err instanceof GatewayError && err.status === 429);
@@ -285,14 +285,13 @@ function renderExtra(s) {
     dd.textContent = v;
     dl.append(dt, dd);
   };
-  if (s.tokens && typeof s.tokens === "object" && s.tokens.limit) {
-    row("Tokens", `${Number(s.tokens.remaining).toLocaleString()} of ${Number(s.tokens.limit).toLocaleString()} ${windowWords(s.tokens.window || "60s")}`);
+  if (s.tokens && typeof s.tokens === "object" && s.tokens.limit_per_minute) {
+    row("Tokens", `${Number(s.tokens.remaining).toLocaleString()} of ${Number(s.tokens.limit_per_minute).toLocaleString()} per minute`);
   }
-  if (s.budget && typeof s.budget === "object") {
-    const lim = s.budget.limit_usd ?? s.budget.limit;
-    const rem = s.budget.remaining_usd ?? s.budget.remaining;
-    if (lim) row("Budget today", `$${Number(rem).toFixed(2)} of $${Number(lim).toFixed(2)} left`);
+  if (s.budget && typeof s.budget === "object" && s.budget.daily_usd) {
+    row("Budget today", `$${Number(s.budget.remaining_usd).toFixed(2)} of $${Number(s.budget.daily_usd).toFixed(2)} left`);
   }
+  if (s.tier) row("Tier", s.tier);
   if (s.backend) {
     const words = { redis: "shared (Redis)", memory: "this gateway only", degraded: "degraded: Redis unreachable, local fallback" };
     row("Limiter", words[s.backend] || s.backend);
@@ -396,18 +395,24 @@ async function ask(ev) {
   $("question").classList.remove("invalid");
   const context = readContext();
   if (context === null) return;
+  await streamAnswer("/api/query", { question, context, stream: true }, question);
+}
 
+// streamAnswer posts body to path, asking for SSE, and writes the answer
+// into the panel as it arrives. fetch + ReadableStream, since EventSource
+// cannot POST.
+async function streamAnswer(path, body, title) {
   clearError();
   setBusy(true);
-  startAnswer(question);
+  startAnswer(title);
   const ctrl = new AbortController();
   state.abort = ctrl;
   let finished = false;
   try {
-    const resp = await gatewayFetch("/api/query", {
+    const resp = await gatewayFetch(path, {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ question, context, stream: true }),
+      body: JSON.stringify(body),
       signal: ctrl.signal,
     });
     if (!(resp.headers.get("Content-Type") || "").includes("text/event-stream")) {
@@ -437,7 +442,7 @@ async function ask(ev) {
           finishAnswer(payload, true);
           finished = true;
         } else if (event === "error") {
-          finishAnswer(null, false);
+          finishAnswer(payload, false);
           finished = true;
           showError(new GatewayError(502, payload, null));
         }
@@ -464,6 +469,16 @@ async function ask(ev) {
 
 // ---------------------------------------------------------------- analytics
 
+const ACRONYMS = new Set(["mrr", "arr", "ltv", "cac", "arpu", "nps", "id", "n"]);
+
+// humanize turns "mrr_analysis" into "MRR analysis" and "top_n" into "Top N".
+function humanize(name) {
+  const words = String(name).split("_").filter(Boolean).map((w) => (ACRONYMS.has(w) ? w.toUpperCase() : w));
+  if (!words.length) return String(name);
+  words[0] = words[0].charAt(0).toUpperCase() + words[0].slice(1);
+  return words.join(" ");
+}
+
 function renderCatalog() {
   const tabs = $("query-types");
   tabs.replaceChildren();
@@ -474,11 +489,13 @@ function renderCatalog() {
     b.className = "tab";
     b.id = `qt-${name}`;
     b.setAttribute("role", "tab");
-    b.textContent = name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+    b.textContent = humanize(name);
     b.addEventListener("click", () => selectType(name));
     tabs.append(b);
   }
-  if (names.length) selectType(state.selectedType && state.catalog[state.selectedType] ? state.selectedType : names[0]);
+  // The seed's own example is MRR, so start there when the catalog has it.
+  const first = state.catalog[state.selectedType] ? state.selectedType : state.catalog.mrr_analysis ? "mrr_analysis" : names[0];
+  if (names.length) selectType(first);
   else $("query-description").textContent = "This gateway has no analytics queries configured.";
 }
 
@@ -490,14 +507,16 @@ function selectType(name) {
   const box = $("query-params");
   box.replaceChildren();
   const params = qt.parameters || {};
-  for (const pname of Object.keys(params)) box.append(paramField(pname, params[pname] || {}));
+  // Required parameters first, then the rest, each group alphabetical.
+  const order = Object.keys(params).sort((a, b) => Number(!!params[b].required) - Number(!!params[a].required) || a.localeCompare(b));
+  for (const pname of order) box.append(paramField(pname, params[pname] || {}));
   setBusy(state.busy);
 }
 
 function labelText(name, spec) {
   const span = document.createElement("span");
   span.className = "label";
-  span.textContent = name.replace(/_/g, " ");
+  span.textContent = humanize(name);
   if (spec.required) {
     const star = document.createElement("span");
     star.className = "required";
@@ -517,7 +536,7 @@ function paramField(name, spec) {
     input.id = id;
     input.dataset.param = name;
     input.dataset.kind = "boolean";
-    label.append(input, document.createTextNode(name.replace(/_/g, " ")));
+    label.append(input, document.createTextNode(humanize(name)));
     return label;
   }
   const label = document.createElement("label");
@@ -535,6 +554,8 @@ function paramField(name, spec) {
       if (spec.type === "integer") input.step = "1";
       if (spec.min !== undefined) input.min = spec.min;
       if (spec.max !== undefined) input.max = spec.max;
+      const range = spec.min !== undefined && spec.max !== undefined ? `${spec.min}–${spec.max}` : "";
+      input.placeholder = spec.required ? range : range ? `${range}, optional` : "optional";
     } else {
       input.type = "text";
       if (spec.max_length) input.maxLength = spec.max_length;
@@ -598,33 +619,12 @@ async function runAnalytics(ev) {
   if (state.busy || !state.selectedType) return;
   const parameters = readParams();
   if (parameters === null) return;
-  clearError();
-  setBusy(true);
-  startAnswer(`${state.selectedType.replace(/_/g, " ")} · ${JSON.stringify(parameters)}`);
-  const ctrl = new AbortController();
-  state.abort = ctrl;
-  try {
-    const a = await gatewayJSON("/api/analytics-query", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ query_type: state.selectedType, parameters }),
-      signal: ctrl.signal,
-    });
-    appendAnswer(a.answer || "");
-    finishAnswer(a, true);
-  } catch (e) {
-    if (e.name === "AbortError") {
-      finishAnswer(null, true);
-      $("answer-meta").textContent = "Stopped.";
-    } else {
-      finishAnswer(null, false);
-      showError(e);
-    }
-  } finally {
-    state.abort = null;
-    setBusy(false);
-    loadQuota();
-  }
+  const shown = Object.entries(parameters)
+    .filter(([, v]) => v !== false)
+    .map(([k, v]) => (v === true ? humanize(k) : `${humanize(k)}: ${String(v).replace(/_/g, " ")}`))
+    .join(", ");
+  const title = `${humanize(state.selectedType)}${shown ? " · " + shown : ""}`;
+  await streamAnswer("/api/analytics-query", { query_type: state.selectedType, parameters, stream: true }, title);
 }
 
 // ---------------------------------------------------------------- start

@@ -1,0 +1,284 @@
+// Package stacktest builds and starts the real keyward binaries (the mock
+// Anthropic upstream, the gateway, the dashboard) on free loopback ports for
+// end-to-end tests, the way redistest starts a real redis-server. Processes
+// stop when the test ends; their logs are kept and shown when it fails.
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/pkg/redistest"
+)
+
+// Main packages, relative to the repository root (DESIGN.md's layout).
+const (
+	GatewayPkg   = "./services/gateway/cmd/gateway"
+	MockPkg      = "./services/mockanthropic/cmd/mockanthropic"
+	DashboardPkg = "./services/dashboard/cmd/dashboard"
+)
+
+// RepoRoot finds the repository root (the directory holding go.work)
+// above the working directory.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatalf("getting working directory: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatalf("no go.work above the working directory: run the tests inside the keyward repository")
+		}
+		dir = parent
+	}
+}
+
+// Build compiles the given main packages (GatewayPkg, …) from the
+// repository root into dir and returns the binaries' paths, keyed by
+// package. One `go build` builds them all, so the work is shared.
+func Build(tb testing.TB, dir string, pkgs ...string) map[string]string {
+	tb.Helper()
+	root := RepoRoot(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	bins := make(map[string]string, len(pkgs))
+	for _, p := range pkgs {
+		bins[p] = filepath.Join(dir, filepath.Base(p))
+	}
+	return bins
+}
+
+// Spec describes a process to start.
+type Spec struct {
+	Name string // for logs: "gateway", "mock", …
+	Bin  string
+	Args []string
+	// Env is the whole environment beyond PATH, HOME and TMPDIR: the
+	// test's own environment is not inherited, so a developer's
+	// ANTHROPIC_API_KEY can never leak into a test process.
+	Env map[string]string
+	// Port is the port the process will listen on (see FreePort); it is
+	// only used to build URL.
+	Port int
+	// HealthPath is polled until it answers 200 (e.g. "/health").
+	HealthPath string
+}
+
+// Process is a running binary.
+type Process struct {
+	Name string
+	Port int
+	URL  string // http://127.0.0.1:port
+
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	once sync.Once
+}
+
+// FreePort returns a free loopback TCP port (never 6379).
+func FreePort(tb testing.TB) int { return redistest.FreePort(tb) }
+
+// Start runs spec, waits until its health path answers 200 and stops the
+// process when the test ends. It fails the test, with the process's log,
+// when the process exits or is not healthy within 30 s.
+func Start(tb testing.TB, spec Spec) *Process {
+	tb.Helper()
+	p := &Process{
+		Name: spec.Name,
+		Port: spec.Port,
+		URL:  "http://127.0.0.1:" + strconv.Itoa(spec.Port),
+		logs: &syncBuffer{},
+		done: make(chan struct{}),
+	}
+	cmd := exec.Command(spec.Bin, spec.Args...)
+	// A private working directory: the gateway reads a .env from its
+	// working directory in development, and a stray one must not apply.
+	cmd.Dir = tb.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir, "TMPDIR=" + os.TempDir()}
+	for k, v := range spec.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("starting %s: %v", spec.Name, err)
+	}
+	p.cmd = cmd
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	tb.Cleanup(func() {
+		p.Stop()
+		if tb.Failed() {
+			tb.Logf("--- %s log ---\n%s", p.Name, tail(p.Logs(), 8000))
+		}
+	})
+	if spec.HealthPath != "" {
+		if err := p.waitHealthy(spec.HealthPath, 30*time.Second); err != nil {
+			tb.Fatalf("%s did not become healthy: %v\n--- %s log ---\n%s", spec.Name, err, spec.Name, tail(p.Logs(), 8000))
+		}
+	}
+	return p
+}
+
+func (p *Process) waitHealthy(path string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("process exited: %s", p.cmd.ProcessState)
+		default:
+		}
+		resp, err := client.Get(p.URL + path)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("after %v: %w", timeout, last)
+}
+
+// Stop sends SIGTERM and, if the process has not exited within 5 s, kills
+// it. Safe to call more than once.
+func (p *Process) Stop() {
+	p.once.Do(func() {
+		if p.cmd == nil || p.cmd.Process == nil {
+			return
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// Logs returns everything the process wrote to stdout and stderr so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+// Mock starts mockanthropic accepting apiKey.
+func Mock(tb testing.TB, bin, apiKey string) *Process {
+	tb.Helper()
+	port := FreePort(tb)
+	return Start(tb, Spec{
+		Name: "mockanthropic", Bin: bin, Port: port, HealthPath: "/_mock/health",
+		Env: map[string]string{
+			"MOCKANTHROPIC_ADDR":    "127.0.0.1:" + strconv.Itoa(port),
+			"MOCKANTHROPIC_API_KEY": apiKey,
+		},
+	})
+}
+
+// Gateway starts the gateway with env (KEYWARD_UPSTREAM_URL,
+// ANTHROPIC_API_KEY, …) on free public and metrics ports. MetricsURL is
+// returned for scraping /metrics.
+func Gateway(tb testing.TB, bin string, env map[string]string) (gw *Process, metricsURL string) {
+	tb.Helper()
+	port, mport := FreePort(tb), FreePort(tb)
+	full := map[string]string{
+		"KEYWARD_ADDR":         "127.0.0.1:" + strconv.Itoa(port),
+		"KEYWARD_METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mport),
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	gw = Start(tb, Spec{Name: "gateway", Bin: bin, Port: port, HealthPath: "/health", Env: full})
+	return gw, "http://127.0.0.1:" + strconv.Itoa(mport)
+}
+
+// Dashboard starts the dashboard on port (0: a free one) with env
+// (DASHBOARD_GATEWAY_URL, …). Choosing the port lets a test allow the
+// dashboard's origin in the gateway's CORS list before starting it.
+func Dashboard(tb testing.TB, bin string, port int, env map[string]string) *Process {
+	tb.Helper()
+	if port == 0 {
+		port = FreePort(tb)
+	}
+	full := map[string]string{"DASHBOARD_ADDR": "127.0.0.1:" + strconv.Itoa(port)}
+	for k, v := range env {
+		full[k] = v
+	}
+	return Start(tb, Spec{Name: "dashboard", Bin: bin, Port: port, HealthPath: "/health", Env: full})
+}
+
+// WaitPortFree reports whether nothing listens on port any more (after a
+// Stop), within timeout.
+func WaitPortFree(port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("port still in use")
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Bound memory: a chatty process in a long test keeps its last 4 MB.
+	if b.buf.Len() > 4<<20 {
+		rest := b.buf.Bytes()[b.buf.Len()-2<<20:]
+		b.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
