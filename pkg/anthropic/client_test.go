@@ -653,3 +653,18 @@ func TestDefaultTransport(t *testing.T) {
 	require.Equal(t, 42*time.Second, tr.ResponseHeaderTimeout)
 	require.True(t, tr.ForceAttemptHTTP2)
 }
+
+// The caller's own deadline expiring while waiting for headers is a timeout
+// too (504), and still says it was the deadline.
+func TestDoCallerDeadlineWhileWaitingForHeaders(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	c, rec := newTestClient(t, up.URL, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Do(ctx, messagesCall())
+	require.ErrorIs(t, err, ErrUpstreamTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, 1, up.count())
+	require.Empty(t, rec.waits())
+	require.False(t, c.BreakerOpen())
+}

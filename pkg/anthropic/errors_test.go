@@ -144,3 +144,14 @@ func TestParseRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestTypeForStatus(t *testing.T) {
+	for status, want := range map[int]string{
+		400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+		404: "not_found_error", 409: "conflict_error", 413: "request_too_large", 429: "rate_limit_error",
+		500: "api_error", 502: "api_error", 504: "timeout_error", 529: "overloaded_error", 418: "invalid_request_error",
+		302: "invalid_request_error",
+	} {
+		require.Equal(t, want, typeForStatus(status), "status %d", status)
+	}
+}

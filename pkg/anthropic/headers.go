@@ -20,36 +20,39 @@ func OutboundHeaders(in http.Header) http.Header {
 	out := make(http.Header, 4)
 	var hop map[string]bool
 	for k, vs := range in {
-		if strings.EqualFold(k, "Connection") {
-			for _, v := range vs {
-				for _, name := range strings.Split(v, ",") {
-					if name = strings.TrimSpace(name); name != "" {
-						if hop == nil {
-							hop = make(map[string]bool)
-						}
-						hop[strings.ToLower(name)] = true
+		if !strings.EqualFold(k, "Connection") {
+			continue
+		}
+		for _, v := range vs {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					if hop == nil {
+						hop = make(map[string]bool)
 					}
+					hop[http.CanonicalHeaderKey(name)] = true
 				}
 			}
 		}
 	}
 	for k, vs := range in {
-		lk := strings.ToLower(k)
-		if hop[lk] || len(vs) == 0 {
+		// Canonicalising also catches keys set on the map directly
+		// ("x-api-key"); for canonical keys it does not allocate.
+		ck := http.CanonicalHeaderKey(k)
+		if hop[ck] || len(vs) == 0 {
 			continue
 		}
-		switch lk {
-		case "anthropic-version":
+		switch ck {
+		case "Anthropic-Version":
 			if v := strings.TrimSpace(vs[0]); v != "" {
 				out["Anthropic-Version"] = []string{v}
 			}
-		case "anthropic-beta":
+		case "Anthropic-Beta":
 			for _, v := range vs {
 				if v = strings.TrimSpace(v); v != "" {
 					out["Anthropic-Beta"] = append(out["Anthropic-Beta"], v)
 				}
 			}
-		case "accept":
+		case "Accept":
 			out["Accept"] = append([]string(nil), vs...)
 		}
 	}

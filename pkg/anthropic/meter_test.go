@@ -281,3 +281,20 @@ func FuzzStreamMeter(f *testing.F) {
 		}
 	})
 }
+
+// Many data lines that together exceed the cap drop the event instead of
+// growing the buffer.
+func TestStreamMeterEventDataIsCapped(t *testing.T) {
+	m := NewStreamMeter()
+	_, _ = m.Write([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5},\"pad\":\"\n"))
+	line := []byte("data: " + strings.Repeat("z", 64<<10) + "\n")
+	for i := 0; i < 40; i++ { // 2.5 MiB of data lines
+		_, _ = m.Write(line)
+		require.LessOrEqual(t, cap(m.data), 2*maxLineBytes)
+	}
+	_, _ = m.Write([]byte("data: \"}}\n\n"))
+	require.Equal(t, Usage{}, m.Usage())
+	require.Equal(t, 1, m.Events())
+	_, _ = m.Write([]byte(sse("message_start", `{"type":"message_start","message":{"usage":{"input_tokens":6,"output_tokens":1}}}`)))
+	require.Equal(t, Usage{InputTokens: 6, OutputTokens: 1}, m.Usage())
+}

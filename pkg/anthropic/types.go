@@ -113,6 +113,9 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return r, &RequestError{Problem: "body must be a JSON object"}
 	}
+	// A map only once there are many keys: real bodies have a handful, and a
+	// linear scan over thousands of keys would make a crafted body quadratic.
+	var seen map[string]struct{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -122,7 +125,20 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 		if !ok {
 			return r, &RequestError{Problem: "malformed JSON: object key is not a string"}
 		}
-		if slices.Contains(r.Fields, key) {
+		if len(r.Fields) == 16 {
+			seen = make(map[string]struct{}, 64)
+			for _, f := range r.Fields {
+				seen[f] = struct{}{}
+			}
+		}
+		dup := false
+		if seen != nil {
+			_, dup = seen[key]
+			seen[key] = struct{}{}
+		} else {
+			dup = slices.Contains(r.Fields, key)
+		}
+		if dup {
 			return r, &RequestError{Field: shortField(key), Problem: "appears more than once"}
 		}
 		r.Fields = append(r.Fields, key)

@@ -3,8 +3,10 @@ package anthropic
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -196,4 +198,56 @@ func TestEstimateInputTokens(t *testing.T) {
 		body := `{"content":[{"type":"image","source":{"media_type":"image/jpeg","type":"base64","data":"` + img + `"}}]}`
 		require.Less(t, EstimateInputTokens([]byte(body)), int64(imageReserveTokens+100))
 	})
+}
+
+// FuzzParseMessageRequest: arbitrary bodies never panic, errors are always
+// RequestErrors (→ 400), and an accepted body re-encodes to JSON that parses
+// to the same model, max_tokens and stream — what the gateway checked is what
+// it would send.
+func FuzzParseMessageRequest(f *testing.F) {
+	f.Add([]byte(`{"model":"claude-haiku-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}],"temperature":0.1}`))
+	f.Add([]byte(`{"model":"a","model":"b"}`))
+	f.Add([]byte(`{"max_tokens":1.0e3,"system":null,"MODEL":"x"}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]}]}`))
+	f.Add([]byte("{\"model\":\"\\ud800\"}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if EstimateInputTokens(body) < 1 {
+			t.Fatal("estimate below 1")
+		}
+		r, err := ParseMessageRequest(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("error %v is not a RequestError", err)
+			}
+			return
+		}
+		out, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("re-encoding an accepted body: %v", err)
+		}
+		back, err := ParseMessageRequest(out)
+		if err != nil {
+			t.Fatalf("re-encoded body rejected: %v\n%s", err, out)
+		}
+		if back.Model != r.Model || back.MaxTokens != r.MaxTokens || back.Stream != r.Stream {
+			t.Fatalf("round trip changed the inspected fields: %+v vs %+v", r, back)
+		}
+	})
+}
+
+// A crafted body with a huge number of top-level keys is parsed in linear
+// time (and a late duplicate is still caught). 150k keys take a few seconds
+// on a loaded machine under -race; a quadratic duplicate check needs ~10^10
+// comparisons, far beyond the bound.
+func TestParseMessageRequestManyKeysIsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i < 150_000; i++ {
+		fmt.Fprintf(&b, `"k%d":1,`, i)
+	}
+	b.WriteString(`"k17":2}`)
+	start := time.Now()
+	_, err := ParseMessageRequest([]byte(b.String()))
+	require.ErrorContains(t, err, `field "k17": appears more than once`)
+	require.Less(t, time.Since(start), 20*time.Second)
 }
