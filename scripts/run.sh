@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make run: the mock upstream, the gateway and the dashboard, wired together
+# on this machine. No key, Docker or Redis needed; with ANTHROPIC_API_KEY set
+# the gateway talks to the real Claude API instead of the mock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOCK_ADDR=${MOCKANTHROPIC_ADDR:-127.0.0.1:8090}
+GW_ADDR=${KEYWARD_ADDR:-:5001}
+GW_PORT=${GW_ADDR##*:}
+METRICS_ADDR=${KEYWARD_METRICS_ADDR:-:9464}
+METRICS_PORT=${METRICS_ADDR##*:}
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${ANTHROPIC_API_KEY:-}" ] && [ -z "${ANTHROPIC_API_KEY_FILE:-}" ] && ! grep -qs '^ANTHROPIC_API_KEY' .env; then
+  MOCKANTHROPIC_ADDR=$MOCK_ADDR MOCKANTHROPIC_API_KEY=mock-key ./bin/mockanthropic &
+  pids+=($!)
+  export KEYWARD_MOCK_URL="http://$MOCK_ADDR" KEYWARD_MOCK_API_KEY=mock-key
+  upstream="the offline mock at http://$MOCK_ADDR (set ANTHROPIC_API_KEY to use the real Claude API)"
+else
+  upstream="the real Claude API"
+fi
+
+./bin/gateway &
+pids+=($!)
+DASHBOARD_GATEWAY_URL=${DASHBOARD_GATEWAY_URL:-http://localhost:$GW_PORT} ./bin/dashboard &
+pids+=($!)
+
+for _ in $(seq 1 50); do
+  if ./bin/gateway healthcheck "http://127.0.0.1:$GW_PORT/health" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+cat <<MSG
+
+keyward is running, talking to $upstream
+  gateway    http://localhost:$GW_PORT   (try: curl http://localhost:$GW_PORT/health)
+  metrics    http://localhost:${METRICS_PORT}/metrics
+  dashboard  http://localhost:${DASHBOARD_ADDR:-8501}   (open it in a browser)
+Press Ctrl-C to stop.
+
+MSG
+wait -n "${pids[@]}"

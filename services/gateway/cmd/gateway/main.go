@@ -1,0 +1,181 @@
+// Command gateway is keyward's API gateway: it keeps the Anthropic key on the
+// server and lets browsers and services call Claude within limits.
+//
+//	gateway                  serve (configuration from the environment)
+//	gateway --check-config   validate the configuration and exit
+//	gateway token --sub alice --ttl 1h [--tier pro]
+//	                         mint a development HS256 JWT with KEYWARD_JWT_SECRET
+//	gateway healthcheck [URL]
+//	                         GET URL (default http://127.0.0.1:5001/health); exit 0 on 200
+//	gateway version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward/pkg/auth"
+	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "--version":
+			fmt.Fprintln(stdout, version)
+			return 0
+		case "token":
+			return mintToken(args[1:], stdout, stderr)
+		case "healthcheck":
+			return healthcheck(args[1:], stderr)
+		case "--check-config", "-check-config":
+			return checkConfig(stdout, stderr)
+		case "-h", "--help", "help":
+			fmt.Fprintln(stdout, "usage: gateway [--check-config | token --sub S [--ttl D] [--tier T] | healthcheck [URL] | version]")
+			return 0
+		default:
+			fmt.Fprintf(stderr, "gateway: unknown argument %q (try --help)\n", args[0])
+			return 2
+		}
+	}
+	env, err := config.FromEnvironment(".")
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	cfg, err := config.Load(env, version)
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	srv, err := server.New(cfg, server.Options{Log: log})
+	if err != nil {
+		log.Error("starting the gateway failed", "error", err.Error())
+		return 1
+	}
+	pub, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		log.Error("listening on KEYWARD_ADDR failed", "addr", cfg.Addr, "error", err.Error())
+		srv.Close()
+		return 1
+	}
+	adm, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		log.Error("listening on KEYWARD_METRICS_ADDR failed", "addr", cfg.MetricsAddr, "error", err.Error())
+		pub.Close()
+		srv.Close()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := srv.Run(ctx, pub, adm); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func checkConfig(stdout, stderr io.Writer) int {
+	env, err := config.FromEnvironment(".")
+	if err == nil {
+		_, err = config.Load(env, version)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "configuration OK")
+	return 0
+}
+
+func mintToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sub := fs.String("sub", "", "subject (the caller's identity for limits)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	tier := fs.String("tier", "", "limits tier (a key under tiers: in KEYWARD_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *sub == "" {
+		fmt.Fprintln(stderr, "gateway token: --sub is required")
+		return 2
+	}
+	env, err := config.FromEnvironment(".")
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway token:", err)
+		return 1
+	}
+	secret, _ := env("KEYWARD_JWT_SECRET")
+	if f, ok := env("KEYWARD_JWT_SECRET_FILE"); ok && f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			fmt.Fprintln(stderr, "gateway token: reading KEYWARD_JWT_SECRET_FILE:", err)
+			return 1
+		}
+		secret = string(trimSpace(b))
+	}
+	if len(secret) < 32 {
+		fmt.Fprintln(stderr, "gateway token: set KEYWARD_JWT_SECRET (at least 32 bytes) to mint a development token")
+		return 1
+	}
+	iss, _ := env("KEYWARD_JWT_ISSUER")
+	aud, _ := env("KEYWARD_JWT_AUDIENCE")
+	tok, err := auth.MintHS256([]byte(secret), auth.MintClaims{Subject: *sub, Tier: *tier, Issuer: iss, Audience: aud, TTL: *ttl, Now: time.Now()})
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway token:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, tok)
+	return 0
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// healthcheck lets distroless containers (no shell, no curl) probe themselves.
+func healthcheck(args []string, stderr io.Writer) int {
+	url := "http://127.0.0.1:5001/health"
+	if len(args) > 0 {
+		url = args[0]
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,151 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/pkg/ratelimit"
+)
+
+// fileConfig is the KEYWARD_CONFIG YAML. Unknown keys are errors.
+type fileConfig struct {
+	SystemPrompt *string `yaml:"system_prompt"`
+	Models       struct {
+		Allowed        []string `yaml:"allowed"`
+		Default        string   `yaml:"default"`
+		MaxTokensCap   int64    `yaml:"max_tokens_cap"`
+		QueryMaxTokens int64    `yaml:"query_max_tokens"`
+	} `yaml:"models"`
+	Limits limitsYAML            `yaml:"limits"`
+	Tiers  map[string]limitsYAML `yaml:"tiers"`
+	Prices map[string]struct {
+		Input        float64 `yaml:"input"`
+		CacheWrite5m float64 `yaml:"cache_write_5m"`
+		CacheWrite1h float64 `yaml:"cache_write_1h"`
+		CacheRead    float64 `yaml:"cache_read"`
+		Output       float64 `yaml:"output"`
+	} `yaml:"prices"`
+	Alerts struct {
+		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
+	} `yaml:"alerts"`
+	Analytics map[string]QueryTypeYAML `yaml:"analytics"`
+}
+
+type limitsYAML struct {
+	Requests             string  `yaml:"requests"`
+	TokensPerMinute      int64   `yaml:"tokens_per_minute"`
+	DailyBudgetUSD       float64 `yaml:"daily_budget_usd"`
+	GlobalDailyBudgetUSD float64 `yaml:"global_daily_budget_usd"`
+	MaxConcurrentStreams int     `yaml:"max_concurrent_streams"`
+	MaxInflight          int     `yaml:"max_inflight"`
+}
+
+func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading KEYWARD_CONFIG %s: %w", path, err)
+	}
+	var f fileConfig
+	if err := decodeStrictYAML(b, &f); err != nil {
+		return fmt.Errorf("parsing KEYWARD_CONFIG %s: %w", path, err)
+	}
+	if f.SystemPrompt != nil {
+		if *f.SystemPrompt == "" {
+			p.addf("system_prompt must not be empty when set")
+		}
+		c.SystemPrompt = *f.SystemPrompt
+	}
+	if len(f.Models.Allowed) > 0 {
+		c.AllowedModels = f.Models.Allowed
+	}
+	if f.Models.Default != "" {
+		c.DefaultModel = f.Models.Default
+	}
+	if f.Models.MaxTokensCap != 0 {
+		c.MaxTokensCap = f.Models.MaxTokensCap
+	}
+	if f.Models.QueryMaxTokens != 0 {
+		c.QueryMaxTokens = f.Models.QueryMaxTokens
+	}
+
+	def, streams := f.Limits.policy(p, "limits", "")
+	if !takeRequests {
+		def.Requests = ratelimit.Limit{}
+	}
+	c.Default = def
+	if streams > 0 {
+		c.MaxStreams[""] = streams
+	}
+	if f.Limits.MaxInflight < 0 {
+		p.addf("limits.max_inflight must be ≥ 0")
+	} else if f.Limits.MaxInflight > 0 {
+		c.MaxInflight = f.Limits.MaxInflight
+	}
+	if f.Limits.GlobalDailyBudgetUSD < 0 {
+		p.addf("limits.global_daily_budget_usd must be ≥ 0")
+	}
+	names := make([]string, 0, len(f.Tiers))
+	for n := range f.Tiers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := f.Tiers[name]
+		if name == "" {
+			p.addf("tiers: empty tier name")
+			continue
+		}
+		if t.GlobalDailyBudgetUSD != 0 || t.MaxInflight != 0 {
+			p.addf("tiers.%s: global_daily_budget_usd and max_inflight are global settings (set them under limits)", name)
+		}
+		pol, st := t.policy(p, "tiers."+name, name)
+		c.Tiers[name] = pol
+		if st > 0 {
+			c.MaxStreams[name] = st
+		}
+	}
+	for model, pr := range f.Prices {
+		if pr.Input < 0 || pr.Output < 0 || pr.CacheRead < 0 || pr.CacheWrite5m < 0 || pr.CacheWrite1h < 0 {
+			p.addf("prices.%s: prices must be ≥ 0", model)
+			continue
+		}
+		c.Prices[model] = anthropic.Price{Input: pr.Input, CacheWrite5m: pr.CacheWrite5m, CacheWrite1h: pr.CacheWrite1h, CacheRead: pr.CacheRead, Output: pr.Output}
+	}
+	if f.Alerts.SpendUSDPerHour != nil {
+		if *f.Alerts.SpendUSDPerHour < 0 {
+			p.addf("alerts.spend_usd_per_hour must be ≥ 0")
+		}
+		c.SpendAlertPerHour = *f.Alerts.SpendUSDPerHour
+	}
+	if f.Analytics != nil {
+		cat, errs := buildCatalog(f.Analytics)
+		for _, e := range errs {
+			p.addf("%s", e)
+		}
+		c.Catalog = cat
+	}
+	return nil
+}
+
+func (l limitsYAML) policy(p *problems, where, name string) (ratelimit.Policy, int) {
+	pol := ratelimit.Policy{Name: name, TokensPerMinute: l.TokensPerMinute, DailyBudgetUSD: l.DailyBudgetUSD, GlobalDailyUSD: l.GlobalDailyBudgetUSD}
+	if l.Requests != "" {
+		lim, err := ratelimit.ParseLimit(l.Requests)
+		if err != nil {
+			p.addf("%s.requests %q: %v", where, l.Requests, err)
+		}
+		pol.Requests = lim
+	}
+	if l.TokensPerMinute < 0 {
+		p.addf("%s.tokens_per_minute must be ≥ 0", where)
+	}
+	if l.DailyBudgetUSD < 0 {
+		p.addf("%s.daily_budget_usd must be ≥ 0", where)
+	}
+	if l.MaxConcurrentStreams < 0 {
+		p.addf("%s.max_concurrent_streams must be ≥ 0", where)
+	}
+	return pol, l.MaxConcurrentStreams
+}

@@ -1,0 +1,128 @@
+// Package handlers holds the gateway's HTTP handlers. Handlers are thin:
+// they bind the request, call pkg (limits, upstream, metering) and map the
+// result; every error goes through httperr.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/httperr"
+	"github.com/keyward/keyward/services/gateway/internal/metrics"
+	"github.com/keyward/keyward/services/gateway/internal/reqctx"
+)
+
+// Handlers serves every public endpoint.
+type Handlers struct {
+	Cfg     *config.Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Limiter ratelimit.Limiter
+	Client  *anthropic.Client
+	// ReadyCheck reports readiness and the body of GET /ready.
+	ReadyCheck func() (bool, map[string]any)
+	Version    string
+	Now        func() time.Time
+	streams    streamCounter
+	// StreamCtx is cancelled when the drain deadline passes, ending open
+	// streams with an error event instead of cutting them mid-event.
+	StreamCtx context.Context
+}
+
+// handle adapts a handler that returns an error to gin.
+func (h *Handlers) handle(fn func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := fn(c); err != nil {
+			httperr.Write(c, h.Log, err)
+		}
+	}
+}
+
+// admit checks every limit for one upstream call in one backend round trip
+// and sets the RateLimit-* headers (before any byte of a stream).
+func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD float64) (*ratelimit.Decision, error) {
+	pol := h.Cfg.PolicyFor(st.Caller.Tier)
+	if pol.TokensPerMinute == 0 {
+		tokens = 0
+	}
+	if pol.DailyBudgetUSD == 0 && pol.GlobalDailyUSD == 0 {
+		costUSD = 0
+	}
+	d, err := h.Limiter.Admit(c.Request.Context(), ratelimit.Request{Key: st.Caller.Key, Policy: pol, Tokens: tokens, CostUSD: costUSD})
+	if err != nil {
+		h.Metrics.RateLimitRejects.WithLabelValues("backend").Inc()
+		return nil, err
+	}
+	st.Decision = &d
+	httperr.SetRateLimitHeaders(c.Writer.Header(), d)
+	if !d.Allowed {
+		if d.Reason == ratelimit.ReasonBackend {
+			h.Metrics.RateLimitRejects.WithLabelValues("backend").Inc()
+			return nil, ratelimit.ErrBackendUnavailable
+		}
+		h.Metrics.RateLimitRejects.WithLabelValues(string(d.Reason)).Inc()
+		return nil, httperr.LimitExceeded(d, pol)
+	}
+	return &d, nil
+}
+
+// settle records the metered usage: metrics, cost, and the limiter's
+// reservation. It runs even when the client went away, on its own context.
+func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string, u anthropic.Usage) {
+	cost, priced := h.Cfg.Prices.Cost(model, u)
+	if !priced && u.TotalTokens() > 0 {
+		h.Log.Warn("model has no price: cost not counted", "model", model, "request_id", st.RequestID)
+	}
+	st.Usage, st.CostUSD = u, cost
+	h.Metrics.ObserveUsage(model, u, cost, priced)
+	if d == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.Limiter.Settle(ctx, d.Reservation, ratelimit.Usage{Tokens: u.TotalTokens(), CostUSD: cost}); err != nil {
+		h.Log.Warn("settling a reservation failed", "request_id", st.RequestID, "error", err.Error())
+	}
+}
+
+// estimateCost prices a reservation: the input estimate plus max_tokens of output.
+func (h *Handlers) estimateCost(model string, inputTokens, maxTokens int64) float64 {
+	cost, _ := h.Cfg.Prices.Cost(model, anthropic.Usage{InputTokens: inputTokens, OutputTokens: maxTokens})
+	return cost
+}
+
+// streamCounter caps concurrent streams per identity on this replica.
+type streamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *streamCounter) acquire(key string, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	if max > 0 && s.n[key] >= max {
+		return false
+	}
+	s.n[key]++
+	return true
+}
+
+func (s *streamCounter) release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[key] <= 1 {
+		delete(s.n, key)
+		return
+	}
+	s.n[key]--
+}

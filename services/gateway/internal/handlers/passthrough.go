@@ -1,0 +1,205 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/pkg/auth"
+	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/httperr"
+	"github.com/keyward/keyward/services/gateway/internal/reqctx"
+)
+
+// Messages is POST /v1/messages: the Anthropic-compatible passthrough. The
+// caller's bytes are forwarded untouched (unknown fields survive); the
+// gateway only inspects them, injects the server key and meters usage.
+func (h *Handlers) Messages() gin.HandlerFunc {
+	return h.handle(func(c *gin.Context) error {
+		st := reqctx.Get(c)
+		req, err := anthropic.ParseMessageRequest(st.Body)
+		if err != nil {
+			return httperr.Invalid(err.Error())
+		}
+		if err := h.checkModel(req.Model); err != nil {
+			return err
+		}
+		if req.MaxTokens < 1 {
+			return httperr.Invalid("max_tokens: must be an integer ≥ 1", "max_tokens")
+		}
+		if req.MaxTokens > h.Cfg.MaxTokensCap {
+			return httperr.Invalid(fmt.Sprintf("max_tokens: %d is above this gateway's cap of %d", req.MaxTokens, h.Cfg.MaxTokensCap), "max_tokens")
+		}
+		st.Model, st.Stream = req.Model, req.Stream
+		body := st.Body
+		if h.Cfg.SendUserID && st.Caller.Subject != "" {
+			if body, err = withUserID(body, auth.HashSubject(st.Caller.Subject)); err != nil {
+				return httperr.Invalid("could not set metadata.user_id: " + err.Error())
+			}
+		}
+		if req.Stream {
+			max := h.Cfg.StreamCap(st.Caller.Tier)
+			if !h.streams.acquire(st.Caller.Key, max) {
+				h.Metrics.RateLimitRejects.WithLabelValues("streams").Inc()
+				return httperr.TooManyStreams(max)
+			}
+			defer h.streams.release(st.Caller.Key)
+		}
+		inEst := anthropic.EstimateInputTokens(body)
+		d, err := h.admit(c, st, inEst+req.MaxTokens, h.estimateCost(req.Model, inEst, req.MaxTokens))
+		if err != nil {
+			return err
+		}
+		hdr := anthropic.OutboundHeaders(c.Request.Header)
+		if req.Stream {
+			return h.streamPassthrough(c, st, d, req.Model, hdr, body)
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
+		defer cancel()
+		resp, err := h.callUpstream(ctx, st, req.Model, "/v1/messages", hdr, body)
+		if err != nil {
+			h.settle(st, d, req.Model, anthropic.Usage{})
+			return err
+		}
+		out, err := readJSON(resp)
+		if err != nil {
+			h.settle(st, d, req.Model, anthropic.Usage{})
+			return fmt.Errorf("reading upstream answer: %w", err)
+		}
+		u, _, merr := anthropic.MeterJSON(out)
+		if merr != nil {
+			h.Log.Warn("upstream answer has no usage", "request_id", st.RequestID)
+		}
+		h.settle(st, d, req.Model, u)
+		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
+		c.Data(resp.StatusCode, "application/json", out)
+		return nil
+	})
+}
+
+func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, d *ratelimit.Decision, model string, hdr http.Header, body []byte) error {
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	defer cancel()
+	meter := anthropic.NewStreamMeter()
+	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, body)
+	if err != nil {
+		h.settle(st, d, model, anthropic.Usage{})
+		return err
+	}
+	defer resp.Body.Close()
+	h.Metrics.StreamsActive.Inc()
+	defer h.Metrics.StreamsActive.Dec()
+	setStreamHeaders(c, st.UpstreamRequestID)
+	c.Writer.WriteHeader(http.StatusOK)
+	flush := flusherOf(c.Writer)
+	flush()
+	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, c.Writer, flush, meter)
+	cancel() // stop the upstream at once, whatever ended the stream
+	switch end {
+	case endComplete:
+	case endClientGone:
+		st.Outcome = "client_gone"
+	default:
+		t, msg := endMessage(end)
+		st.Outcome = "stream_" + t
+		_, _ = c.Writer.Write(errorEvent(t, msg))
+		flush()
+	}
+	// Aborted streams are charged what was seen.
+	h.settle(st, d, model, meter.Usage())
+	return nil
+}
+
+// CountTokens is POST /v1/messages/count_tokens. It costs a request from the
+// caller's window but reserves no tokens (counting is free upstream).
+func (h *Handlers) CountTokens() gin.HandlerFunc {
+	return h.handle(func(c *gin.Context) error {
+		st := reqctx.Get(c)
+		req, err := anthropic.ParseMessageRequest(st.Body)
+		if err != nil {
+			return httperr.Invalid(err.Error())
+		}
+		if err := h.checkModel(req.Model); err != nil {
+			return err
+		}
+		st.Model = req.Model
+		if _, err := h.admit(c, st, 0, 0); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
+		defer cancel()
+		resp, err := h.callUpstream(ctx, st, req.Model, "/v1/messages/count_tokens", anthropic.OutboundHeaders(c.Request.Header), st.Body)
+		if err != nil {
+			return err
+		}
+		out, err := readJSON(resp)
+		if err != nil {
+			return fmt.Errorf("reading upstream answer: %w", err)
+		}
+		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
+		c.Data(resp.StatusCode, "application/json", out)
+		return nil
+	})
+}
+
+// Models is GET /v1/models: the models this gateway allows, in Anthropic's
+// list shape. It is served locally, never forwarded.
+func (h *Handlers) Models() gin.HandlerFunc {
+	type model struct {
+		Type        string `json:"type"`
+		ID          string `json:"id"`
+		DisplayName string `json:"display_name"`
+		CreatedAt   string `json:"created_at"`
+	}
+	data := make([]model, 0, len(h.Cfg.AllowedModels))
+	for _, id := range h.Cfg.AllowedModels {
+		data = append(data, model{Type: "model", ID: id, DisplayName: id, CreatedAt: "2025-01-01T00:00:00Z"})
+	}
+	body := gin.H{"data": data, "has_more": false, "first_id": nil, "last_id": nil}
+	if len(data) > 0 {
+		body["first_id"], body["last_id"] = data[0].ID, data[len(data)-1].ID
+	}
+	encoded, _ := json.Marshal(body)
+	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", encoded) }
+}
+
+func (h *Handlers) checkModel(model string) error {
+	if model == "" {
+		return httperr.Invalid("model: field required", "model")
+	}
+	for _, m := range h.Cfg.AllowedModels {
+		if m == model {
+			return nil
+		}
+	}
+	return httperr.Invalid("model: "+strconv.Quote(truncate(model, 64))+" is not allowed by this gateway; see GET /v1/models", "model")
+}
+
+// withUserID sets metadata.user_id, keeping every other field as sent.
+func withUserID(body []byte, uid string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, err
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := top["metadata"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, fmt.Errorf("metadata must be an object")
+		}
+	}
+	meta["user_id"], _ = json.Marshal(uid)
+	top["metadata"], _ = json.Marshal(meta)
+	return json.Marshal(top)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

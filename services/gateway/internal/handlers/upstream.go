@@ -1,0 +1,114 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/services/gateway/internal/metrics"
+	"github.com/keyward/keyward/services/gateway/internal/reqctx"
+)
+
+// maxUpstreamJSON caps a non-streaming upstream answer held in memory.
+const maxUpstreamJSON = 32 << 20
+
+// callUpstream performs one logical upstream call (with the client's bounded
+// retries) and records its outcome.
+func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, path string, hdr http.Header, body []byte) (*http.Response, error) {
+	start := time.Now()
+	ctx = context.WithValue(ctx, modelKey{}, &attemptState{model: model})
+	resp, err := h.Client.Do(ctx, anthropic.Call{Method: http.MethodPost, Path: path, Header: hdr, Body: body})
+	h.Metrics.UpstreamDuration.WithLabelValues(model).Observe(time.Since(start).Seconds())
+	if h.Client.BreakerOpen() {
+		h.Metrics.CircuitOpen.Set(1)
+	} else {
+		h.Metrics.CircuitOpen.Set(0)
+	}
+	var ae *anthropic.APIError
+	switch {
+	case err == nil:
+		st.UpstreamRequestID = resp.Header.Get("request-id")
+	case errors.As(err, &ae):
+		st.UpstreamRequestID = ae.RequestID
+	case errors.Is(err, anthropic.ErrCircuitOpen):
+		h.Metrics.UpstreamRequests.WithLabelValues(model, "circuit_open").Inc()
+	}
+	return resp, err
+}
+
+type modelKey struct{}
+
+// attemptState travels in the upstream request's context so the metered
+// transport can label each attempt with the model and count retries.
+type attemptState struct {
+	model    string
+	attempts int
+}
+
+// MeteredTransport counts every upstream attempt — so alerts see each
+// 429/529/5xx the upstream answered, retried or not — and the retries among
+// them. It wraps the pooled transport the upstream client uses.
+func MeteredTransport(next http.RoundTripper, m *metrics.Metrics) http.RoundTripper {
+	return meteredTransport{next: next, m: m}
+}
+
+type meteredTransport struct {
+	next http.RoundTripper
+	m    *metrics.Metrics
+}
+
+func (t meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	st, _ := r.Context().Value(modelKey{}).(*attemptState)
+	model := "unknown"
+	if st != nil {
+		model = st.model
+		if st.attempts > 0 {
+			t.m.UpstreamRetries.WithLabelValues(model).Inc()
+		}
+		st.attempts++
+	}
+	resp, err := t.next.RoundTrip(r)
+	code := "error"
+	switch {
+	case err == nil:
+		code = metrics.StatusCode(resp.StatusCode)
+	case errors.Is(err, context.Canceled):
+		code = "cancelled"
+	case isTimeout(err):
+		code = "timeout"
+	}
+	t.m.UpstreamRequests.WithLabelValues(model, code).Inc()
+	return resp, err
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
+}
+
+// readJSON reads a complete non-streaming upstream answer.
+func readJSON(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamJSON))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// setStreamHeaders prepares an SSE response. Rate-limit headers were set at
+// admission, so they go out before the first byte.
+func setStreamHeaders(c *gin.Context, upstreamRequestID string) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	if upstreamRequestID != "" {
+		h.Set("request-id", upstreamRequestID)
+	}
+}

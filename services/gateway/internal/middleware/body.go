@@ -1,0 +1,61 @@
+package middleware
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/keyward/keyward/services/gateway/internal/httperr"
+	"github.com/keyward/keyward/services/gateway/internal/reqctx"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Body reads a POST body exactly once, capped at limit bytes (chunked bodies
+// included, via MaxBytesReader), after checking it is application/json (a
+// text/plain POST would be a CORS "simple" request that skips the preflight).
+// Signature checks hash, and handlers parse, this same buffer.
+func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Method != http.MethodPost {
+			c.Next()
+			return
+		}
+		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if err != nil || mt != "application/json" {
+			httperr.Write(c, log, httperr.UnsupportedMedia())
+			return
+		}
+		if c.Request.ContentLength > limit {
+			httperr.Write(c, log, httperr.TooLarge(limit))
+			return
+		}
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+		if err != nil {
+			bufPool.Put(buf)
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				httperr.Write(c, log, httperr.TooLarge(limit))
+				return
+			}
+			httperr.Write(c, log, httperr.Invalid("could not read the request body"))
+			return
+		}
+		body := make([]byte, buf.Len())
+		copy(body, buf.Bytes())
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+		reqctx.Get(c).Body = body
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		c.Next()
+	}
+}
