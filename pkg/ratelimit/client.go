@@ -226,7 +226,7 @@ func checkAddrs(kind string, addrs []string) []error {
 // RedactURL returns raw with any password replaced by "xxxxx", for logs and
 // error messages. It works on strings url.Parse rejects too.
 func RedactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
 		return u.Redacted()
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")

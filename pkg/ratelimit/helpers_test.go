@@ -17,8 +17,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The outages in these tests are deliberate; go-redis would log each
+	// failed dial to stderr.
+	redis.SetLogger(quietLogger{})
 	goleak.VerifyTestMain(m)
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // testClock is real time plus an offset the test can move, so budget days
 // roll over on demand while GCRA windows (and Redis TIME) still flow.
@@ -205,4 +212,10 @@ func (o *recObserver) snapshot() ([]bool, map[string]int) {
 func startRedis(t *testing.T) *redistest.Server {
 	t.Helper()
 	return redistest.Start(t)
+}
+
+// startRedisTB is startRedis for benchmarks.
+func startRedisTB(tb testing.TB) *redistest.Server {
+	tb.Helper()
+	return redistest.Start(tb)
 }
