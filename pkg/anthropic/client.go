@@ -341,8 +341,17 @@ type attemptResult struct {
 	outcome    outcome
 }
 
-// errHeaderTimeout is the cancel cause of an attempt whose header timer fired.
-var errHeaderTimeout = errors.New("header timeout")
+// headerTimeoutError is the cancel cause of an attempt whose header timer
+// fired. The transport returns the cause as the request's error, so it
+// reports itself as a timeout (net.Error style) for wrapping transports
+// that label metrics.
+type headerTimeoutError struct{}
+
+func (headerTimeoutError) Error() string   { return "timeout awaiting upstream response headers" }
+func (headerTimeoutError) Timeout() bool   { return true }
+func (headerTimeoutError) Temporary() bool { return false }
+
+var errHeaderTimeout error = headerTimeoutError{}
 
 func (c *Client) attempt(ctx context.Context, target string, header http.Header, body []byte) (*http.Response, attemptResult) {
 	key := strings.TrimSpace(c.cfg.APIKey())

@@ -668,3 +668,36 @@ func TestDoCallerDeadlineWhileWaitingForHeaders(t *testing.T) {
 	require.Empty(t, rec.waits())
 	require.False(t, c.BreakerOpen())
 }
+
+// A wrapping transport (the gateway's metrics) sees the header timeout as a
+// timeout, not as a cancellation.
+func TestHeaderTimeoutLooksLikeATimeoutToWrappingTransports(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	inner := &http.Transport{}
+	t.Cleanup(inner.CloseIdleConnections)
+	var seen error
+	var mu sync.Mutex
+	wrap := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		mu.Lock()
+		seen = err
+		mu.Unlock()
+		return resp, err
+	})
+	c, _ := newTestClient(t, up.URL, func(cfg *ClientConfig) {
+		cfg.Transport = wrap
+		cfg.HeaderTimeout = 100 * time.Millisecond
+	})
+	_, err := c.Do(context.Background(), messagesCall())
+	require.ErrorIs(t, err, ErrUpstreamTimeout)
+	mu.Lock()
+	defer mu.Unlock()
+	var te interface{ Timeout() bool }
+	require.ErrorAs(t, seen, &te)
+	require.True(t, te.Timeout())
+	require.NotErrorIs(t, seen, context.Canceled)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
