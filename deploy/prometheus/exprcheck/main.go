@@ -1,0 +1,130 @@
+// Command exprcheck proves that the alert rules and the Grafana dashboard
+// only ask Prometheus for what the gateway really exports: every PromQL
+// expression must parse, and every metric (and label) it names must appear in
+// a Prometheus text exposition dump of the gateway's /metrics.
+//
+// Usage:
+//
+//	exprcheck --rules keyward-alerts.yaml --dashboard keyward-dashboard.json --metrics metrics.txt
+//
+// Exit status: 0 all good, 1 a check failed, 2 bad usage or unreadable input.
+//
+// It is its own module (outside go.work) so that the Prometheus module's
+// large dependency graph never reaches the gateway's go.mod.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("exprcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rules, dashboards stringList
+	fs.Var(&rules, "rules", "Prometheus rule file (repeatable)")
+	fs.Var(&dashboards, "dashboard", "Grafana dashboard JSON (repeatable)")
+	metrics := fs.String("metrics", "", "Prometheus text exposition of the gateway's /metrics")
+	targetLabels := fs.String("target-labels", strings.Join(defaultTargetLabels, ","),
+		"labels Prometheus adds at scrape time; matchers on them are not checked against the exposition")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: exprcheck --rules FILE --dashboard FILE --metrics METRICS_TEXT_FILE")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 || *metrics == "" || len(rules)+len(dashboards) == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+
+	exp, err := LoadExposition(*metrics)
+	if err != nil {
+		fmt.Fprintf(stderr, "exprcheck: %v\n", err)
+		return exitUsage
+	}
+	var (
+		exprs    []Expr
+		recorded = map[string]bool{}
+		problems []string
+	)
+	for _, path := range rules {
+		rs, err := LoadRules(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "exprcheck: %v\n", err)
+			return exitFailed
+		}
+		exprs = append(exprs, rs.Exprs...)
+		for _, name := range rs.Recorded {
+			recorded[name] = true
+		}
+	}
+	for _, path := range dashboards {
+		d, err := LoadDashboard(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "exprcheck: %v\n", err)
+			return exitFailed
+		}
+		exprs = append(exprs, d.Exprs...)
+		problems = append(problems, d.Problems...)
+	}
+
+	c := Checker{Exposition: exp, Recorded: recorded, TargetLabels: splitList(*targetLabels)}
+	res := c.Check(exprs)
+	problems = append(problems, res.Problems...)
+
+	fmt.Fprintf(stdout, "exprcheck: %d expressions, %d metrics referenced (checked against %s)\n",
+		len(exprs), len(res.Uses), *metrics)
+	names := make([]string, 0, len(res.Uses))
+	for name := range res.Uses {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(stdout, "  %-50s %d\n", name, len(res.Uses[name]))
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "exprcheck: %d problem(s):\n", len(problems))
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "  - %s\n", p)
+		}
+		return exitFailed
+	}
+	fmt.Fprintln(stdout, "exprcheck: ok")
+	return exitOK
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
