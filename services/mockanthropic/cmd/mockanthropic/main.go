@@ -2,6 +2,8 @@
 // internal/mock for the API, the fault directives and the /_mock/ admin API).
 //
 //	mockanthropic [--addr :8090] [--api-key mock-key] [--first-byte-ms 0] [--event-delay-ms 0]
+//	mockanthropic healthcheck [URL]   exit 0 when /_mock/health answers 200 (for distroless images)
+//	mockanthropic version
 //
 // Every flag has an environment equivalent (MOCKANTHROPIC_ADDR, MOCKANTHROPIC_API_KEY,
 // MOCKANTHROPIC_FIRST_BYTE_MS, MOCKANTHROPIC_EVENT_DELAY_MS, MOCKANTHROPIC_STATUS,
@@ -26,11 +28,59 @@ import (
 	"github.com/keyward/keyward/services/mockanthropic/internal/mock"
 )
 
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
 func main() {
-	if err := run(os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	args := os.Args[1:]
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "healthcheck":
+		err = healthcheck(args[1:], os.Getenv)
+	case len(args) > 0 && args[0] == "version":
+		fmt.Println(version)
+	default:
+		err = run(args, os.Getenv, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "mockanthropic:", err)
 		os.Exit(1)
 	}
+}
+
+// healthcheck lets a container without a shell or curl probe the mock: it GETs
+// /_mock/health on the configured address (or URL) and fails unless it answers 200.
+func healthcheck(args []string, getenv func(string) string) error {
+	url := ""
+	switch len(args) {
+	case 0:
+		addr := getenv("MOCKANTHROPIC_ADDR")
+		if addr == "" {
+			addr = ":8090"
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("healthcheck: MOCKANTHROPIC_ADDR %q: %w", addr, err)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url = "http://" + net.JoinHostPort(host, port) + "/_mock/health"
+	case 1:
+		url = args[0]
+	default:
+		return errors.New("healthcheck: want at most one argument, the URL")
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: %s answered %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 type config struct {
@@ -135,7 +185,7 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "first_byte_ms", cfg.firstByteMs,
+	logger.Info("listening", "addr", ln.Addr().String(), "version", version, "first_byte_ms", cfg.firstByteMs,
 		"event_delay_ms", cfg.eventDelayMs, "status", cfg.status)
 
 	select {

@@ -148,6 +148,23 @@ func TestBinary(t *testing.T) {
 	require.Contains(t, string(b), "ping from the binary test")
 	require.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond, "MOCKANTHROPIC_FIRST_BYTE_MS applies")
 
+	// The container healthcheck subcommand, against the running process.
+	bin := p.cmd.Path
+	hc := exec.Command(bin, "healthcheck", base+"/_mock/health")
+	out, err := hc.CombinedOutput()
+	require.NoError(t, err, string(out))
+	hc = exec.Command(bin, "healthcheck", base+"/nope")
+	out, err = hc.CombinedOutput()
+	require.Error(t, err, "a 404 is unhealthy")
+	require.Contains(t, string(out), "answered 404")
+	hc = exec.Command(bin, "healthcheck")
+	hc.Env = []string{"MOCKANTHROPIC_ADDR=" + strings.TrimPrefix(base, "http://")}
+	out, err = hc.CombinedOutput()
+	require.NoError(t, err, string(out))
+	ver, err := exec.Command(bin, "version").Output()
+	require.NoError(t, err)
+	require.Equal(t, "dev\n", string(ver))
+
 	resp = post(t, base+"/v1/messages", "sk-ant-some-caller-key", `{}`)
 	resp.Body.Close()
 	require.Equal(t, 401, resp.StatusCode)
@@ -173,7 +190,7 @@ func TestBinary(t *testing.T) {
 	}
 	logs := p.log()
 	require.Contains(t, logs, `"msg":"stopped"`)
-	require.Equal(t, 3, strings.Count(logs, `"msg":"request"`), "one line per request\n%s", logs)
+	require.Equal(t, 4, strings.Count(logs, `"msg":"request"`), "one line per API request (admin calls are not logged)\n%s", logs)
 	require.NotContains(t, logs, key, "the configured key never reaches the log")
 	require.NotContains(t, logs, "sk-ant-some-caller-key", "nor does a caller's key")
 	require.NotContains(t, logs, "ping from the binary test", "nor the prompt")
@@ -218,4 +235,23 @@ func TestBinaryDrainDeadline(t *testing.T) {
 	require.Less(t, time.Since(sent), 5*time.Second)
 	require.Error(t, <-errc, "the hanging request was cut off")
 	require.Contains(t, p.log(), "drain deadline passed")
+}
+
+func TestHealthcheckAddress(t *testing.T) {
+	tests := []struct {
+		addr    string
+		wantErr string
+	}{
+		{"127.0.0.1:1", "connection refused"},
+		{":1", "127.0.0.1:1"},
+		{"0.0.0.0:1", "127.0.0.1:1"},
+		{"nonsense", `MOCKANTHROPIC_ADDR "nonsense"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			err := healthcheck(nil, func(string) string { return tt.addr })
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+	require.ErrorContains(t, healthcheck([]string{"a", "b"}, os.Getenv), "at most one argument")
 }
