@@ -31,6 +31,12 @@ var syntheticMetrics = map[string]bool{
 	"ALERTS": true, "ALERTS_FOR_STATE": true,
 }
 
+// Missing is a metric name that no family of the exposition provides.
+type Missing struct {
+	Why     string
+	Sources []string
+}
+
 // Checker checks expressions against one exposition.
 type Checker struct {
 	Exposition Exposition
@@ -43,13 +49,16 @@ type Checker struct {
 // Result of a check.
 type Result struct {
 	// Uses maps every metric name referenced to the sources using it.
-	Uses     map[string][]string
+	Uses map[string][]string
+	// Missing holds the metric names no family of the exposition provides.
+	Missing map[string]*Missing
+	// Problems are all other findings, each naming its source.
 	Problems []string
 }
 
 // Check parses every expression and resolves every selector in it.
 func (c Checker) Check(exprs []Expr) Result {
-	res := Result{Uses: map[string][]string{}}
+	res := Result{Uses: map[string][]string{}, Missing: map[string]*Missing{}}
 	p := parser.NewParser(parser.Options{})
 	targetLabel := map[string]bool{}
 	for _, l := range c.TargetLabels {
@@ -67,7 +76,17 @@ func (c Checker) Check(exprs []Expr) Result {
 			if !ok {
 				return nil
 			}
-			names, problems := c.resolve(vs, targetLabel)
+			names, missing, problems := c.resolve(vs, targetLabel)
+			if missing != "" {
+				m := res.Missing[names[0]]
+				if m == nil {
+					m = &Missing{Why: missing}
+					res.Missing[names[0]] = m
+				}
+				if !seen[names[0]] {
+					m.Sources = append(m.Sources, e.Source)
+				}
+			}
 			for _, pr := range problems {
 				res.Problems = append(res.Problems, e.Source+": "+pr)
 			}
@@ -85,10 +104,11 @@ func (c Checker) Check(exprs []Expr) Result {
 	return res
 }
 
-// resolve returns the metric names a selector refers to and what is wrong
-// with it. Names are reported the way the exposition lists them: a
-// histogram's `_bucket` series count as a use of the histogram.
-func (c Checker) resolve(vs *parser.VectorSelector, targetLabel map[string]bool) ([]string, []string) {
+// resolve returns the metric names a selector refers to, why the name is
+// missing from the exposition (if it is), and what else is wrong with it.
+// Names are reported the way the exposition lists them: a histogram's
+// `_bucket` series count as a use of the histogram.
+func (c Checker) resolve(vs *parser.VectorSelector, targetLabel map[string]bool) (names []string, missing string, problems []string) {
 	var (
 		nameMatcher *labels.Matcher
 		others      []*labels.Matcher
@@ -102,20 +122,23 @@ func (c Checker) resolve(vs *parser.VectorSelector, targetLabel map[string]bool)
 	}
 	if nameMatcher == nil {
 		// {job="x"} selects every metric of a target: nothing to resolve.
-		return nil, nil
+		return nil, "", nil
 	}
 	if nameMatcher.Type != labels.MatchEqual {
-		return c.resolveRegex(nameMatcher)
+		names, problems = c.resolveRegex(nameMatcher)
+		return names, "", problems
 	}
 	name := nameMatcher.Value
 	if c.Recorded[name] || syntheticMetrics[name] {
-		return []string{name}, nil
+		return []string{name}, "", nil
 	}
 	fam, suffix, problem := c.Exposition.Lookup(name)
-	if problem != "" {
-		return []string{name}, []string{problem}
+	if fam == nil {
+		return []string{name}, problem, nil
 	}
-	var problems []string
+	if problem != "" {
+		return []string{fam.Name}, "", []string{problem}
+	}
 	if fam.Series > 0 { // a family without series has no labels to compare with
 		for _, m := range others {
 			if targetLabel[m.Name] || fam.Labels[m.Name] || (suffix == "_bucket" && m.Name == "le") ||
@@ -126,7 +149,7 @@ func (c Checker) resolve(vs *parser.VectorSelector, targetLabel map[string]bool)
 				fam.Name, m.Name, strings.Join(fam.LabelNames(), ", ")))
 		}
 	}
-	return []string{fam.Name}, problems
+	return []string{fam.Name}, "", problems
 }
 
 func (c Checker) resolveRegex(m *labels.Matcher) ([]string, []string) {

@@ -28,6 +28,7 @@ func TestExpositionLookup(t *testing.T) {
 		{name: "keyward_http_request_duration_seconds_sum", wantFamily: "keyward_http_request_duration_seconds", wantSuffix: "_sum"},
 		{name: "keyward_http_request_duration_seconds", wantErr: "classic histogram"},
 		{name: "keyward_inflight_requests_count", wantErr: "is a gauge, it has no _count series"},
+		{name: "keyward_upstream_request_total", wantErr: `not in the exposition (closest: "keyward_upstream_requests_total")`},
 		{name: "keyward_requests_total", wantErr: "not in the exposition"},
 	}
 	for _, tc := range tests {
@@ -42,6 +43,43 @@ func TestExpositionLookup(t *testing.T) {
 			require.Equal(t, tc.wantSuffix, suffix)
 		})
 	}
+}
+
+func TestExpositionHintOnlyForTypos(t *testing.T) {
+	exp := loadContract(t)
+	_, _, problem := exp.Lookup("keyward_upstream_failures_total")
+	require.NotContains(t, problem, "closest", "a different name is not a typo of a similar-looking one")
+	_, _, problem = exp.Lookup("keyward_cost_usd_totla")
+	require.Contains(t, problem, `(closest: "keyward_cost_usd_total")`)
+}
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "ab", 2}, {"kitten", "sitting", 3},
+		{"keyward_tokens_total", "keyward_tokens_total", 0}, {"totla", "total", 2},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, editDistance(tc.a, tc.b), "%q vs %q", tc.a, tc.b)
+		require.Equal(t, tc.want, editDistance(tc.b, tc.a), "%q vs %q", tc.b, tc.a)
+	}
+}
+
+func TestExpositionMerge(t *testing.T) {
+	idle := Exposition{
+		"keyward_inflight_requests": {Name: "keyward_inflight_requests", Type: "gauge", Labels: map[string]bool{}, Series: 1},
+		"keyward_tokens_total":      {Name: "keyward_tokens_total", Type: "counter", Labels: map[string]bool{"model": true}, Series: 1},
+	}
+	busy := Exposition{
+		"keyward_tokens_total":   {Name: "keyward_tokens_total", Type: "counter", Labels: map[string]bool{"kind": true}, Series: 2},
+		"keyward_cost_usd_total": {Name: "keyward_cost_usd_total", Type: "counter", Labels: map[string]bool{"model": true}, Series: 1},
+	}
+	idle.Merge(busy)
+	require.Len(t, idle, 3)
+	require.Equal(t, []string{"kind", "model"}, idle["keyward_tokens_total"].LabelNames())
+	require.Equal(t, 3, idle["keyward_tokens_total"].Series)
 }
 
 func TestExpositionReadsTypesAndLabels(t *testing.T) {

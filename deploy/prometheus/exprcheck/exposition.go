@@ -68,6 +68,22 @@ func LoadExposition(path string) (Exposition, error) {
 	return exp, nil
 }
 
+// Merge adds other's families to e: label names are united and series
+// counted together, so several dumps (say, of different scenarios) act as one.
+func (e Exposition) Merge(other Exposition) {
+	for name, f := range other {
+		mine, ok := e[name]
+		if !ok {
+			e[name] = f
+			continue
+		}
+		for l := range f.Labels {
+			mine.Labels[l] = true
+		}
+		mine.Series += f.Series
+	}
+}
+
 func typeName(t dto.MetricType) string {
 	return strings.ToLower(strings.ReplaceAll(t.String(), "_", ""))
 }
@@ -97,24 +113,37 @@ func (e Exposition) Lookup(name string) (fam *Family, suffix, problem string) {
 	return nil, "", fmt.Sprintf("metric %q is not in the exposition%s", name, e.hint(name))
 }
 
-// hint names a metric with a similar name, to make typos obvious.
+// hint names a metric whose name is a few edits away, to make typos obvious.
 func (e Exposition) hint(name string) string {
-	best, bestScore := "", 0
+	best, bestDist := "", 4 // more than 3 edits is a different name, not a typo
 	for cand := range e {
-		if s := commonPrefix(cand, name); s > bestScore || (s == bestScore && cand < best) {
-			best, bestScore = cand, s
+		if d := editDistance(cand, name); d < bestDist || (d == bestDist && cand < best) {
+			best, bestDist = cand, d
 		}
 	}
-	if bestScore < len(name)/2 {
+	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (closest: %q)", best)
 }
 
-func commonPrefix(a, b string) int {
-	n := 0
-	for n < len(a) && n < len(b) && a[n] == b[n] {
-		n++
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
 	}
-	return n
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

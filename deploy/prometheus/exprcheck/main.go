@@ -42,10 +42,10 @@ const (
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("exprcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var rules, dashboards stringList
+	var rules, dashboards, metrics stringList
 	fs.Var(&rules, "rules", "Prometheus rule file (repeatable)")
 	fs.Var(&dashboards, "dashboard", "Grafana dashboard JSON (repeatable)")
-	metrics := fs.String("metrics", "", "Prometheus text exposition of the gateway's /metrics")
+	fs.Var(&metrics, "metrics", "Prometheus text exposition of the gateway's /metrics (repeatable: dumps are merged)")
 	targetLabels := fs.String("target-labels", strings.Join(defaultTargetLabels, ","),
 		"labels Prometheus adds at scrape time; matchers on them are not checked against the exposition")
 	fs.Usage = func() {
@@ -58,15 +58,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if fs.NArg() > 0 || *metrics == "" || len(rules)+len(dashboards) == 0 {
+	if fs.NArg() > 0 || len(metrics) == 0 || len(rules)+len(dashboards) == 0 {
 		fs.Usage()
 		return exitUsage
 	}
 
-	exp, err := LoadExposition(*metrics)
-	if err != nil {
-		fmt.Fprintf(stderr, "exprcheck: %v\n", err)
-		return exitUsage
+	exp := Exposition{}
+	for _, path := range metrics {
+		e, err := LoadExposition(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "exprcheck: %v\n", err)
+			return exitUsage
+		}
+		exp.Merge(e)
 	}
 	var (
 		exprs    []Expr
@@ -99,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	problems = append(problems, res.Problems...)
 
 	fmt.Fprintf(stdout, "exprcheck: %d expressions, %d metrics referenced (checked against %s)\n",
-		len(exprs), len(res.Uses), *metrics)
+		len(exprs), len(res.Uses), metrics.String())
 	names := make([]string, 0, len(res.Uses))
 	for name := range res.Uses {
 		names = append(names, name)
@@ -108,10 +112,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, name := range names {
 		fmt.Fprintf(stdout, "  %-50s %d\n", name, len(res.Uses[name]))
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "exprcheck: %d problem(s):\n", len(problems))
+	if len(problems)+len(res.Missing) > 0 {
+		fmt.Fprintf(stderr, "exprcheck: %d problem(s):\n", len(problems)+len(res.Missing))
+		missing := make([]string, 0, len(res.Missing))
+		for name := range res.Missing {
+			missing = append(missing, name)
+		}
+		sort.Strings(missing)
+		for _, name := range missing {
+			m := res.Missing[name]
+			fmt.Fprintf(stderr, "  - %s; used by:\n", m.Why)
+			for _, src := range m.Sources {
+				fmt.Fprintf(stderr, "      %s\n", src)
+			}
+		}
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "  - %s\n", p)
+		}
+		if len(res.Missing) > 0 {
+			fmt.Fprintln(stderr, "exprcheck: note: client_golang exports a labelled metric only after its first label set is used;"+
+				" dump /metrics after traffic that touches it (or have the gateway pre-initialise known label values).")
 		}
 		return exitFailed
 	}

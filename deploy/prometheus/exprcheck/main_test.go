@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -117,6 +120,29 @@ func TestRunFailsNamingTheProblem(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRunGroupsMissingMetricsAndMergesDumps(t *testing.T) {
+	dir := t.TempDir()
+	idle := filepath.Join(dir, "idle.prom")
+	require.NoError(t, os.WriteFile(idle, []byte("# TYPE keyward_inflight_requests gauge\nkeyward_inflight_requests 0\n"), 0o600))
+	busy := filepath.Join(dir, "busy.prom")
+	require.NoError(t, os.WriteFile(busy, []byte("# TYPE keyward_build_info gauge\nkeyward_build_info{version=\"v1\",goversion=\"go1\"} 1\n"), 0o600))
+
+	// The idle dump alone lacks what good.dashboard.json uses; each missing
+	// metric is reported once, followed by every panel that uses it.
+	code, _, stderr := runCLI("--dashboard", "testdata/good.dashboard.json", "--metrics", idle)
+	require.Equal(t, exitFailed, code)
+	require.Equal(t, 1, strings.Count(stderr, `metric "keyward_http_requests_total" is not in the exposition`))
+	require.Contains(t, stderr, `metric "keyward_build_info" is not in the exposition; used by:
+      testdata/good.dashboard.json: variable "job"
+      testdata/good.dashboard.json: variable "instance"`)
+	require.Contains(t, stderr, "exports a labelled metric only after")
+
+	// With both dumps and the contract, everything resolves.
+	code, stdout, stderr := runCLI("--dashboard", "testdata/good.dashboard.json", "--metrics", idle, "--metrics", busy, "--metrics", contract)
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stdout, idle+","+busy+","+contract)
 }
 
 func TestRunUsageErrors(t *testing.T) {
