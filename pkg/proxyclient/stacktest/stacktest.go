@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,20 +32,29 @@ const (
 )
 
 // RepoRoot finds the repository root (the directory holding go.work)
-// above the working directory.
+// above the working directory, failing the test when there is none.
 func RepoRoot(tb testing.TB) string {
 	tb.Helper()
+	root, err := FindRepoRoot()
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return root
+}
+
+// FindRepoRoot is RepoRoot for callers without a testing.TB (TestMain).
+func FindRepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		tb.Fatalf("getting working directory: %v", err)
+		return "", fmt.Errorf("getting working directory: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatalf("no go.work above the working directory: run the tests inside the keyward repository")
+			return "", errors.New("no go.work above the working directory: run the tests inside the keyward repository")
 		}
 		dir = parent
 	}
@@ -57,7 +65,20 @@ func RepoRoot(tb testing.TB) string {
 // package. One `go build` builds them all, so the work is shared.
 func Build(tb testing.TB, dir string, pkgs ...string) map[string]string {
 	tb.Helper()
-	root := RepoRoot(tb)
+	bins, err := BuildBinaries(dir, pkgs...)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return bins
+}
+
+// BuildBinaries is Build for callers without a testing.TB, such as a
+// TestMain that builds once for a whole package.
+func BuildBinaries(dir string, pkgs ...string) (map[string]string, error) {
+	root, err := FindRepoRoot()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	args := append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs...)
@@ -65,13 +86,13 @@ func Build(tb testing.TB, dir string, pkgs ...string) map[string]string {
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		tb.Fatalf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+		return nil, fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
 	}
 	bins := make(map[string]string, len(pkgs))
 	for _, p := range pkgs {
 		bins[p] = filepath.Join(dir, filepath.Base(p))
 	}
-	return bins
+	return bins, nil
 }
 
 // Spec describes a process to start.
@@ -237,21 +258,6 @@ func Dashboard(tb testing.TB, bin string, port int, env map[string]string) *Proc
 		full[k] = v
 	}
 	return Start(tb, Spec{Name: "dashboard", Bin: bin, Port: port, HealthPath: "/health", Env: full})
-}
-
-// WaitPortFree reports whether nothing listens on port any more (after a
-// Stop), within timeout.
-func WaitPortFree(port int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
-		if err != nil {
-			return nil
-		}
-		c.Close()
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("port still in use")
 }
 
 type syncBuffer struct {

@@ -41,7 +41,7 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	bins := stacktest.Build(t, t.TempDir(), stacktest.GatewayPkg, stacktest.MockPkg, stacktest.DashboardPkg)
+	bins := binaries(t)
 	// sk-ant- makes it look like the real thing, so any redaction that
 	// keys on the prefix is exercised too.
 	key := secret(t, "sk-ant-api03-e2e-")
@@ -247,6 +247,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		secs, _ := strconv.Atoi(m[1])
 		require.True(t, secs >= 1 && secs <= 60, "wait %d s", secs)
 		require.Regexp(t, `^All 2 back in \d+ s`, text(t, tab, "quota-reset"))
+
+		png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+		require.NoError(t, err)
+		shot := artifactPath(t, "dashboard-rate-limited.png")
+		require.NoError(t, os.WriteFile(shot, png, 0o644))
+		t.Logf("screenshot of the rate-limited dashboard: %s", shot)
 	})
 
 	t.Run("with auth required, the page needs the dashboard's token", func(t *testing.T) {

@@ -120,6 +120,14 @@ function showError(err) {
     state.retryKind = /budget/.test(code) || (msg && !/request/i.test(msg)) ? "other" : "requests";
   }
   $("error-text").textContent = describe(err);
+  const answer = $("answer");
+  if (answer.dataset.state === "error" && answer.textContent === "") {
+    // An empty panel looks broken; say why there is no answer.
+    const note = document.createElement("span");
+    note.className = "placeholder";
+    note.textContent = "No answer: see the message above.";
+    answer.append(note);
+  }
   $("error").classList.toggle("banner-warn", err instanceof GatewayError && err.status === 429);
   $("error").hidden = false;
   if (err instanceof UnreachableError) setGatewayStatus(false);
@@ -255,7 +263,7 @@ function renderQuota(status) {
   const frac = hasNumbers && state.limit > 0 ? Math.max(0, Math.min(1, state.remaining / state.limit)) : 0;
   bar.style.width = `${(frac * 100).toFixed(1)}%`;
   bar.classList.toggle("low", frac > 0 && frac <= 0.2);
-  bar.classList.toggle("empty", hasNumbers && state.remaining === 0);
+  bar.parentElement.classList.toggle("empty", hasNumbers && state.remaining === 0);
   renderReset();
   if (status) renderExtra(status);
 }
