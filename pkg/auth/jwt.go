@@ -39,6 +39,10 @@ type JWTConfig struct {
 	Algorithms []string
 	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
+	// MaxLifetime, when set, refuses tokens valid for longer than this
+	// (exp - iat, or exp - now without iat), limiting what a stolen
+	// long-lived token is worth. 0 = no cap.
+	MaxLifetime time.Duration
 	// TierClaim names the claim copied into Identity.Tier (default "tier").
 	TierClaim string
 	// MaxTokenBytes: longer tokens are refused before parsing (default 8192).
@@ -54,7 +58,7 @@ type JWTConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Logger receives JWKS refresh failures (default: discarded).
+	// Logger receives JWKS refresh failures (default slog.Default()).
 	Logger *slog.Logger
 }
 
@@ -66,6 +70,8 @@ type JWTVerifier struct {
 	validAlgs     []string
 	maxTokenBytes int
 	tierClaim     string
+	maxLifetime   time.Duration
+	now           func() time.Time
 }
 
 // Sentinels returned by the keyfunc; jwt wraps them, classify finds them.
@@ -82,13 +88,13 @@ func NewJWTVerifier(ctx context.Context, cfg JWTConfig) (*JWTVerifier, error) {
 	if len(cfg.Secret) == 0 && len(cfg.PublicKeyPEM) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("creating JWT verifier: no key source (secret, public key or JWKS URL) configured")
 	}
-	if cfg.Leeway < 0 || cfg.MaxTokenBytes < 0 || cfg.JWKSRefreshInterval < 0 ||
+	if cfg.Leeway < 0 || cfg.MaxLifetime < 0 || cfg.MaxTokenBytes < 0 || cfg.JWKSRefreshInterval < 0 ||
 		cfg.JWKSUnknownKidRateLimit < 0 || cfg.JWKSTimeout < 0 {
 		return nil, errors.New("creating JWT verifier: durations and sizes must not be negative")
 	}
 	cfg = jwtDefaults(cfg)
 
-	v := &JWTVerifier{maxTokenBytes: cfg.MaxTokenBytes, tierClaim: cfg.TierClaim}
+	v := &JWTVerifier{maxTokenBytes: cfg.MaxTokenBytes, tierClaim: cfg.TierClaim, maxLifetime: cfg.MaxLifetime, now: cfg.Now}
 	var algs []string
 	if len(cfg.Secret) > 0 {
 		if len(cfg.Secret) < MinHMACSecretBytes {
@@ -176,7 +182,7 @@ func jwtDefaults(cfg JWTConfig) JWTConfig {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = slog.Default()
 	}
 	return cfg
 }
@@ -215,6 +221,9 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Identity, error
 	if err != nil || sub == "" {
 		return Identity{}, reject(ReasonClaims, safeError{msg: "token has no sub claim", err: err})
 	}
+	if v.maxLifetime > 0 && !v.lifetimeOK(claims) {
+		return Identity{}, reject(ReasonClaims, safeError{msg: "token lifetime longer than allowed"})
+	}
 	var tier string
 	if raw, ok := claims[v.tierClaim]; ok {
 		s, ok := raw.(string)
@@ -224,6 +233,19 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Identity, error
 		tier = s
 	}
 	return Identity{Subject: sub, Tier: tier, Method: "jwt"}, nil
+}
+
+// lifetimeOK runs after validation, so exp exists and parses.
+func (v *JWTVerifier) lifetimeOK(c jwt.MapClaims) bool {
+	exp, err := c.GetExpirationTime()
+	if err != nil || exp == nil {
+		return false
+	}
+	start := v.now()
+	if iat, err := c.GetIssuedAt(); err == nil && iat != nil {
+		start = iat.Time
+	}
+	return exp.Sub(start) <= v.maxLifetime
 }
 
 var (

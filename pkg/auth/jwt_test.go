@@ -248,6 +248,36 @@ func TestJWTMintedTokenRoundTrip(t *testing.T) {
 	require.Equal(t, ReasonExpired, Reason(err))
 }
 
+func TestJWTMaxLifetime(t *testing.T) {
+	v := newVerifier(t, JWTConfig{Secret: []byte(testSecret), MaxLifetime: time.Hour})
+	hs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, []byte(testSecret), c, nil) }
+	tests := []struct {
+		name   string
+		iat    any
+		exp    time.Time
+		reason string
+	}{
+		{"one hour", t0.Unix(), t0.Add(time.Hour), ""},
+		{"one day", t0.Unix(), t0.Add(24 * time.Hour), ReasonClaims},
+		{"issued long ago, expiring soon", t0.Add(-23 * time.Hour).Unix(), t0.Add(time.Hour), ReasonClaims},
+		{"no iat, short", nil, t0.Add(30 * time.Minute), ""},
+		{"no iat, a year", nil, t0.Add(365 * 24 * time.Hour), ReasonClaims},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := claims()
+			c["exp"] = tc.exp.Unix()
+			if tc.iat == nil {
+				delete(c, "iat")
+			} else {
+				c["iat"] = tc.iat
+			}
+			_, err := v.Verify(context.Background(), hs(c))
+			require.Equal(t, tc.reason, Reason(err), "%v", err)
+		})
+	}
+}
+
 func TestJWTCustomTierClaimAndAlgorithms(t *testing.T) {
 	k := testKeys()
 	c := claims()
