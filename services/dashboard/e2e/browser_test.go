@@ -257,8 +257,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	t.Run("with auth required, the page needs the dashboard's token", func(t *testing.T) {
 		jwtSecret := secret(t, "dev-jwt-secret-")
-		withPort, withoutPort := stacktest.FreePort(t), stacktest.FreePort(t)
-		locked := s.gateway(t, []string{origin(withPort), origin(withoutPort)}, map[string]string{
+		withPort, withoutPort, wrongPort := stacktest.FreePort(t), stacktest.FreePort(t), stacktest.FreePort(t)
+		locked := s.gateway(t, []string{origin(withPort), origin(withoutPort), origin(wrongPort)}, map[string]string{
 			"KEYWARD_AUTH_REQUIRED": "true",
 			"KEYWARD_JWT_SECRET":    jwtSecret,
 		})
@@ -267,7 +267,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		without := s.dashboard(t, withoutPort, locked.URL, nil)
 		tab, _ := newTab(t, browser)
 		openDashboard(t, tab, without.URL)
-		require.Contains(t, text(t, tab, "error-text"), "Sign-in needed")
+		require.Contains(t, text(t, tab, "error-text"), "Sign-in needed: this gateway only answers signed-in callers")
+
+		// With the wrong secret its tokens are refused, and the page says so.
+		wrong := s.dashboard(t, wrongPort, locked.URL, map[string]string{"DASHBOARD_JWT_SECRET": secret(t, "not-the-gateway-secret-")})
+		tab, _ = newTab(t, browser)
+		openDashboard(t, tab, wrong.URL)
+		require.Contains(t, text(t, tab, "error-text"), "Sign-in needed: the gateway did not accept this dashboard's session")
 
 		// With it, the page gets a short-lived token and everything works.
 		with := s.dashboard(t, withPort, locked.URL, map[string]string{"DASHBOARD_JWT_SECRET": jwtSecret})

@@ -69,7 +69,7 @@ function describe(err) {
   switch (true) {
     case err.status === 401:
       return state.auth
-        ? "Sign-in needed: your dashboard session was not accepted by the gateway. Reload the page to get a fresh one."
+        ? "Sign-in needed: the gateway did not accept this dashboard's session. Reload the page; if this keeps happening, the dashboard's DASHBOARD_JWT_SECRET does not match the gateway's JWT settings."
         : "Sign-in needed: this gateway only answers signed-in callers, and this dashboard has no session to give you. Ask the operator to set DASHBOARD_JWT_SECRET.";
     case err.status === 403:
       return `The gateway does not allow this request: ${msg || "forbidden"}.`;
