@@ -74,9 +74,8 @@ end
 // ARGV: req burst, req rate, req period (rate 0 = no check); tokens per
 // minute, token cost (0 = no check); identity budget, global budget (µ$,
 // 0 = no check); cost (µ$); budget TTL seconds.
-// Returns {allowed, reason, remaining, retry_after, reset_after,
-// tokens_remaining, budget_spent, global_spent}; reason 1 requests,
-// 2 tokens, 3 budget, 4 global budget.
+// Returns {allowed, reason, remaining, retry_after, reset_after}; reason
+// 1 requests, 2 tokens, 3 budget, 4 global budget.
 var admitScript = redis.NewScript(gcraLua + `
 local req_burst = tonumber(ARGV[1])
 local req_rate = tonumber(ARGV[2])
@@ -97,9 +96,9 @@ if req_rate > 0 then
   if not req_ok then reason = 1; retry_after = req_retry end
 end
 
-local tok_ok, tok_rem, tok_retry, tok_reset, tok_tat
+local tok_ok, tok_retry, tok_tat, _
 if tpm > 0 and tok_cost > 0 then
-  tok_ok, tok_rem, tok_retry, tok_reset, tok_tat = gcra(KEYS[2], tpm, tpm, 60, tok_cost)
+  tok_ok, _, tok_retry, _, tok_tat = gcra(KEYS[2], tpm, tpm, 60, tok_cost)
   if not tok_ok and reason == 0 then reason = 2; retry_after = tok_retry end
 end
 
@@ -122,7 +121,7 @@ if reason ~= 0 then
     local _
     _, rem, _, reset = gcra(KEYS[1], req_burst, req_rate, req_period, 0)
   end
-  return {0, reason, rem, tostring(retry_after), tostring(reset), 0, spent, gspent}
+  return {0, reason, rem, tostring(retry_after), tostring(reset)}
 end
 
 if req_rate > 0 then
@@ -132,14 +131,14 @@ if tpm > 0 and tok_cost > 0 then
   store_tat(KEYS[2], tok_tat)
 end
 if budget > 0 then
-  spent = redis.call("INCRBY", KEYS[3], cost)
+  redis.call("INCRBY", KEYS[3], cost)
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 if global > 0 then
-  gspent = redis.call("INCRBY", KEYS[4], cost)
+  redis.call("INCRBY", KEYS[4], cost)
   redis.call("EXPIRE", KEYS[4], ttl)
 end
-return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0), tok_rem or 0, spent, gspent}
+return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0)}
 `)
 
 // reserveScript reserves cost against one micro-dollar counter if it fits.
