@@ -49,6 +49,7 @@ class UnreachableError extends Error {}
 function windowWords(win) {
   const m = /^(\d+)\s*s$/.exec(win || "");
   const secs = m ? Number(m[1]) : 0;
+  if (secs === 1) return "per second";
   if (secs === 60) return "per minute";
   if (secs === 3600) return "per hour";
   if (secs === 86400) return "per day";
@@ -221,7 +222,14 @@ async function checkHealth() {
   try {
     const h = await gatewayJSON("/health");
     $("version").textContent = h.version ? ` · gateway ${h.version}` : "";
-    if (lastError instanceof UnreachableError) clearError();
+    if (lastError instanceof UnreachableError) {
+      // The gateway is back: drop the stale warning and catch up.
+      clearError();
+      if (document.body.dataset.ready === "true") {
+        loadQuota();
+        if (!Object.keys(state.catalog).length) loadCatalog();
+      }
+    }
   } catch (e) {
     showError(e);
   }
