@@ -92,9 +92,11 @@ func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string,
 	}
 }
 
-// estimateCost prices a reservation: the input estimate plus max_tokens of output.
+// estimateCost prices a reservation as an upper bound: the input estimate at
+// the dearest input rate (a cache write) plus max_tokens of output. Settling
+// refunds the difference.
 func (h *Handlers) estimateCost(model string, inputTokens, maxTokens int64) float64 {
-	cost, _ := h.Cfg.Prices.Cost(model, anthropic.Usage{InputTokens: inputTokens, OutputTokens: maxTokens})
+	cost, _ := h.Cfg.Prices.ReserveCost(model, inputTokens, maxTokens)
 	return cost
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/metrics"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
@@ -37,6 +38,11 @@ func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, pa
 		st.UpstreamRequestID = ae.RequestID
 	case errors.Is(err, anthropic.ErrCircuitOpen):
 		h.Metrics.UpstreamRequests.WithLabelValues(model, "circuit_open").Inc()
+		e := httperr.From(err)
+		if ra := h.Client.BreakerRetryAfter(); ra > 0 {
+			e.RetryAfter = ra
+		}
+		return nil, e
 	}
 	return resp, err
 }

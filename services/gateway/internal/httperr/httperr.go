@@ -167,6 +167,12 @@ func From(err error) *Error {
 		return Overloaded("rate limits cannot be checked right now; retry shortly", "limiter_down", time.Second)
 	case errors.Is(err, anthropic.ErrCircuitOpen):
 		return &Error{Status: http.StatusServiceUnavailable, Short: "Upstream unavailable", Message: "the Claude API is failing; requests are paused briefly", Type: "overloaded_error", RetryAfter: 5 * time.Second, ShouldRetry: "true", Outcome: "circuit_open", cause: err}
+	case errors.Is(err, anthropic.ErrUpstreamConnection):
+		return &Error{Status: http.StatusBadGateway, Short: "Upstream unreachable", Message: "the Claude API cannot be reached right now", Type: "api_error", RetryAfter: time.Second, ShouldRetry: "true", Outcome: "upstream_unreachable", cause: err}
+	case errors.Is(err, anthropic.ErrNoAPIKey):
+		return &Error{Status: http.StatusServiceUnavailable, Short: "Service unavailable", Message: "the gateway has no Claude API key loaded yet", Type: "api_error", RetryAfter: 5 * time.Second, ShouldRetry: "true", Outcome: "no_key", cause: err}
+	case errors.Is(err, anthropic.ErrPathNotAllowed):
+		return NotFound()
 	case errors.Is(err, anthropic.ErrUpstreamTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Short: "Upstream timeout", Message: "the Claude API did not answer in time", Type: "timeout_error", Outcome: "upstream_timeout", cause: err}
 	case errors.Is(err, context.Canceled):

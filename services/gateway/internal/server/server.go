@@ -115,7 +115,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if cfg.JWTConfigured() {
 		v, err := auth.NewJWTVerifier(bg, auth.JWTConfig{
 			Secret: cfg.JWTSecret, PublicKeyPEM: cfg.JWTPublicKeyPEM, JWKSURL: cfg.JWTJWKSURL,
-			Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TierClaim: cfg.JWTTierClaim, Now: opts.Now,
+			Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TierClaim: cfg.JWTTierClaim, Now: opts.Now, Logger: s.log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("building the JWT verifier: %w", err)
