@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/proxyclient"
 )
 
@@ -38,6 +39,12 @@ func fakeGateway() *httptest.Server {
 		_, _ = io.WriteString(w, `{"answer":"MRR grew 5.6% month over month.","model":"claude-sonnet-4-5","usage":{"input_tokens":52,"output_tokens":8},"request_id":"req-1"}`)
 	})
 	mux.HandleFunc("POST /api/analytics-query", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") == "text/event-stream" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "event: delta\ndata: {\"text\":\"Churn is flat \"}\n\nevent: delta\ndata: {\"text\":\"at 2.1%.\"}\n\n"+
+				"event: done\ndata: {\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":80,\"output_tokens\":7},\"request_id\":\"req-4\"}\n\n")
+			return
+		}
 		_, _ = io.WriteString(w, `{"answer":"Churn is flat at 2.1%.","model":"claude-sonnet-4-5","usage":{"input_tokens":80,"output_tokens":7},"request_id":"req-3"}`)
 	})
 	mux.HandleFunc("GET /api/analytics-query-types", func(w http.ResponseWriter, r *http.Request) {
@@ -235,4 +242,68 @@ func ExampleWithTokenSource() {
 	}
 	fmt.Println(st.Remaining)
 	// Output: 27
+}
+
+func ExampleClient_AnalyticsQueryStream() {
+	gw := fakeGateway()
+	defer gw.Close()
+	client, err := proxyclient.New(gw.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	stream, err := client.AnalyticsQueryStream(context.Background(), "churn_analysis",
+		map[string]any{"time_period": "last_90_days"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	text, err := stream.Collect() // or range over Next/Text to show it as it arrives
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(text)
+	// Output: Churn is flat at 2.1%.
+}
+
+func ExampleWithSigner() {
+	gw := fakeGateway()
+	defer gw.Close()
+
+	// A server-side caller signs each request (and each retry afresh) with
+	// a key the gateway lists in KEYWARD_HMAC_KEYS_FILE as "reports:<secret>".
+	signer := auth.Signer{KeyID: "reports", Secret: []byte("0123456789abcdef0123456789abcdef")}
+	client, err := proxyclient.New(gw.URL, proxyclient.WithSigner(signer))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ans, err := client.AnalyticsQuery(context.Background(), "churn_analysis",
+		map[string]any{"time_period": "last_30_days"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ans.Answer)
+	// Output: Churn is flat at 2.1%.
+}
+
+func ExampleRateLimited() {
+	// A gateway that is out of quota for this caller for the next hour.
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"error":"budget_exceeded","message":"Daily budget of $5.00 reached; it resets at 00:00 UTC","retry_after":3600}`)
+	}))
+	defer gw.Close()
+	client, err := proxyclient.New(gw.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Waits longer than WithMaxRetryWait (default 60 s) come back at once.
+	_, err = client.Query(context.Background(), proxyclient.QueryRequest{Question: "What is my MRR?"})
+	if proxyclient.RateLimited(err) {
+		var perr *proxyclient.Error
+		errors.As(err, &perr)
+		fmt.Printf("%s; try again in %s\n", perr.Message, perr.RetryAfter)
+	}
+	// Output: Daily budget of $5.00 reached; it resets at 00:00 UTC; try again in 1h0m0s
 }
