@@ -3,14 +3,25 @@
 // expression must parse, and every metric (and label) it names must appear in
 // a Prometheus text exposition dump of the gateway's /metrics.
 //
-// Usage:
+// Usage (from this directory; it is its own module, outside go.work, so that
+// the Prometheus module's large dependency graph never reaches the gateway's
+// go.mod — hence GOWORK=off):
 //
-//	exprcheck --rules keyward-alerts.yaml --dashboard keyward-dashboard.json --metrics metrics.txt
+//	curl -s http://localhost:9464/metrics > /tmp/metrics.txt
+//	GOWORK=off go run . --rules ../../helm/keyward/files/keyward-alerts.yaml \
+//	    --dashboard ../../helm/keyward/files/keyward-dashboard.json --metrics /tmp/metrics.txt
+//
+// --rules, --dashboard and --metrics repeat; several dumps are merged, since
+// client_golang only exports a labelled metric once a label set was used.
+// Besides metric names, it checks label names in selectors (except the ones
+// Prometheus adds at scrape time, --target-labels), that every Grafana
+// variable used is defined, that panels and queries use the ${datasource}
+// variable, and that panel ids are unique and panels fit the grid.
 //
 // Exit status: 0 all good, 1 a check failed, 2 bad usage or unreadable input.
 //
-// It is its own module (outside go.work) so that the Prometheus module's
-// large dependency graph never reaches the gateway's go.mod.
+// `GOWORK=off go test ./...` runs the same checks on the shipped rules and
+// dashboard against testdata/contract.prom, a fixture of the metric contract.
 package main
 
 import (
