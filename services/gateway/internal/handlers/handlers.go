@@ -5,6 +5,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -63,6 +64,11 @@ func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD
 	st.Decision = &d
 	httperr.SetRateLimitHeaders(c.Writer.Header(), d)
 	if !d.Allowed {
+		if d.Unsatisfiable {
+			// Waiting can never help: one call is bigger than the whole limit.
+			h.Metrics.RateLimitRejects.WithLabelValues(string(d.Reason)).Inc()
+			return nil, httperr.Invalid(unsatisfiableMessage(d.Reason, pol), "max_tokens")
+		}
 		if d.Reason == ratelimit.ReasonBackend {
 			h.Metrics.RateLimitRejects.WithLabelValues("backend").Inc()
 			return nil, ratelimit.ErrBackendUnavailable
@@ -71,6 +77,17 @@ func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD
 		return nil, httperr.LimitExceeded(d, pol)
 	}
 	return &d, nil
+}
+
+func unsatisfiableMessage(r ratelimit.Reason, pol ratelimit.Policy) string {
+	switch r {
+	case ratelimit.ReasonTokens:
+		return fmt.Sprintf("this request could use more than your limit of %d tokens per minute; lower max_tokens", pol.TokensPerMinute)
+	case ratelimit.ReasonBudget:
+		return fmt.Sprintf("this request could cost more than your daily budget of $%.2f; lower max_tokens", pol.DailyBudgetUSD)
+	default:
+		return "this request could cost more than the service's whole daily budget; lower max_tokens"
+	}
 }
 
 // settle records the metered usage: metrics, cost, and the limiter's

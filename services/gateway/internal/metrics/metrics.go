@@ -101,6 +101,40 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	return m
 }
 
+// Known label values, created at zero on start-up so dashboards and alerts
+// see every series from the first scrape (a counter's first increase is
+// otherwise invisible to rate()).
+var (
+	LimitLabels       = []string{"requests", "tokens", "budget", "global_budget", "streams", "backend", "inflight"}
+	AuthReasonLabels  = []string{"missing", "malformed", "too_large", "bad_signature", "bad_algorithm", "expired", "not_yet_valid", "bad_claims", "unknown_key", "bad_timestamp", "replay", "ip_denied"}
+	TokenKindLabels   = []string{"input", "output", "cache_read", "cache_write"}
+	fallbackModes     = []string{"local", "open", "closed"}
+	fallbackDecisions = []string{"allowed", "denied"}
+)
+
+// Init creates the known series at zero for the allowed models.
+func (m *Metrics) Init(models []string) {
+	for _, l := range LimitLabels {
+		m.RateLimitRejects.WithLabelValues(l)
+	}
+	for _, r := range AuthReasonLabels {
+		m.AuthFailures.WithLabelValues(r)
+	}
+	for _, mode := range fallbackModes {
+		for _, d := range fallbackDecisions {
+			m.FallbackDecisions.WithLabelValues(mode, d)
+		}
+	}
+	for _, model := range models {
+		for _, k := range TokenKindLabels {
+			m.Tokens.WithLabelValues(model, k)
+		}
+		m.CostUSD.WithLabelValues(model)
+		m.UpstreamRetries.WithLabelValues(model)
+		m.Unpriced.WithLabelValues(model)
+	}
+}
+
 // ObserveUsage records the metered usage and cost of one upstream call.
 func (m *Metrics) ObserveUsage(model string, u anthropic.Usage, cost float64, priced bool) {
 	if u.InputTokens > 0 {

@@ -73,6 +73,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: opts.Log, reg: opts.Registry}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg, cfg.Version)
+	s.metrics.Init(cfg.AllowedModels)
 	s.metrics.GlobalBudget.Set(cfg.Default.GlobalDailyUSD)
 	s.metrics.SpendAlertPerHour.Set(cfg.SpendAlertPerHour)
 	bg, cancel := context.WithCancel(context.Background())
@@ -169,6 +170,9 @@ func (s *Server) buildLimiter() error {
 		}
 		password = strings.TrimSpace(string(b))
 	}
+	// go-redis logs dial failures through a process-wide logger; route it
+	// into ours so an outage is one structured stream, not raw stderr.
+	redis.SetLogger(redisLogger{s.log})
 	rc, err := ratelimit.NewRedisClient(ratelimit.RedisConfig{
 		URL: cfg.RedisURL, Password: password,
 		SentinelMaster: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs, ClusterAddrs: cfg.ClusterAddrs,
@@ -357,6 +361,12 @@ func newHTTPServer(h http.Handler) *http.Server {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          nil,
 	}
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // zeroMeansOff maps our "0 = none" to the client's "negative = none" (its

@@ -46,6 +46,7 @@ type harness struct {
 	gw      *httptest.Server
 	metrics *httptest.Server
 	logs    *lockedBuffer
+	reg     *prometheus.Registry
 }
 
 // newHarness runs the gateway in-process (so logs and metrics are captured
@@ -67,9 +68,10 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	require.NoError(t, err)
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(cfg, server.Options{Log: log, Registry: prometheus.NewRegistry()})
+	reg := prometheus.NewRegistry()
+	srv, err := server.New(cfg, server.Options{Log: log, Registry: reg})
 	require.NoError(t, err)
-	h := &harness{t: t, mock: mock, srv: srv, logs: logs}
+	h := &harness{t: t, mock: mock, srv: srv, logs: logs, reg: reg}
 	h.gw = httptest.NewServer(srv.Handler())
 	h.metrics = httptest.NewServer(srv.MetricsHandler())
 	t.Cleanup(func() { h.gw.Close(); h.metrics.Close(); srv.Close() })
