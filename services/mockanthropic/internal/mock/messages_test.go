@@ -375,3 +375,29 @@ func TestModels(t *testing.T) {
 	e := requireAPIError(t, serve(s, apiRequest(t, http.MethodGet, "/v1/models/claude-2.1", "")), 404, errNotFound)
 	require.Equal(t, "model: claude-2.1", e.Error.Message)
 }
+
+func TestInjectedStatuses(t *testing.T) {
+	s, err := New(Options{APIKey: testKey})
+	require.NoError(t, err)
+	tests := []struct {
+		status  int
+		errType string
+	}{
+		{400, errInvalidRequest}, {401, errAuthentication}, {402, errBilling}, {403, errPermission},
+		{404, errNotFound}, {409, errConflict}, {413, errRequestTooLarge}, {429, errRateLimit},
+		{500, errAPI}, {502, errAPI}, {503, errAPI}, {504, errTimeout}, {529, errOverloaded},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			t.Run(strconv.Itoa(tt.status)+map[bool]string{true: " stream"}[stream], func(t *testing.T) {
+				b := body("x [[mock:status=" + strconv.Itoa(tt.status) + "]]")
+				if stream {
+					b = streamBody("x [[mock:status=" + strconv.Itoa(tt.status) + "]]")
+				}
+				rec := serve(s, apiRequest(t, http.MethodPost, "/v1/messages", b))
+				requireAPIError(t, rec, tt.status, tt.errType)
+				require.Empty(t, rec.Header().Get("retry-after"), "retry-after only when asked for")
+			})
+		}
+	}
+}

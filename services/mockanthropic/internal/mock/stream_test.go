@@ -197,6 +197,9 @@ func TestClientCancellation(t *testing.T) {
 			}()
 			if !tt.readFirst {
 				require.Eventually(t, func() bool { return s.stats.snapshot().InFlight == 1 }, 2*time.Second, 5*time.Millisecond)
+				inFlight := s.rec.snapshot("/v1/messages", 0)
+				require.Len(t, inFlight, 1, "recorded on arrival, before it is answered")
+				require.Zero(t, inFlight[0].Status)
 				cancel()
 			}
 			err := <-done
