@@ -88,6 +88,16 @@ func checkStack(p *types.Project) []error {
 		if _, ok := s.Networks[composeNetwork]; !ok {
 			bad("service %s: not on the %s network", name, composeNetwork)
 		}
+		if !s.ReadOnly || !slices.Contains(s.CapDrop, "ALL") || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+			bad("service %s: want read_only, cap_drop ALL and no-new-privileges", name)
+		}
+		// Our images set a numeric non-root USER; third-party ones must be told.
+		switch uid, _, _ := strings.Cut(s.User, ":"); {
+		case s.User == "" && s.Build == nil:
+			bad("service %s: no user, so it runs as whatever the image defaults to", name)
+		case uid == "0" || uid == "root":
+			bad("service %s: runs as root", name)
+		}
 	}
 
 	gw, ok := p.Services["gateway"]
@@ -118,9 +128,6 @@ func checkStack(p *types.Project) []error {
 			if d, ok := gw.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
 				bad("service gateway: must wait for %s to be healthy", dep)
 			}
-		}
-		if !gw.ReadOnly || !slices.Contains(gw.CapDrop, "ALL") {
-			bad("service gateway: want read_only and cap_drop ALL")
 		}
 	}
 	if ng, ok := p.Services["nginx"]; ok {
@@ -341,6 +348,21 @@ func TestCheckStackRejectsBrokenStacks(t *testing.T) {
 			s.DependsOn["redis"] = types.ServiceDependency{Condition: types.ServiceConditionStarted, Required: true}
 			p.Services["gateway"] = s
 		}, "must wait for redis"},
+		{"writable root filesystem", func(p *types.Project) {
+			s := p.Services["grafana"]
+			s.ReadOnly = false
+			p.Services["grafana"] = s
+		}, "service grafana: want read_only"},
+		{"third-party image as its default user", func(p *types.Project) {
+			s := p.Services["nginx"]
+			s.User = ""
+			p.Services["nginx"] = s
+		}, "service nginx: no user"},
+		{"root", func(p *types.Project) {
+			s := p.Services["redis"]
+			s.User = "0:0"
+			p.Services["redis"] = s
+		}, "service redis: runs as root"},
 		{"missing service", func(p *types.Project) {
 			delete(p.Services, "prometheus")
 		}, "service prometheus: missing"},
