@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keyward/keyward/pkg/redistest"
+	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/server"
+	"github.com/keyward/keyward/services/gateway/internal/testenv"
+)
+
+// benchGateway is the whole gateway in-process — every middleware, the
+// Redis limiter on a real redis-server, metrics, and the JSON access log
+// (written to io.Discard, but formatted all the same) — in front of the
+// real mock binary. Only the gateway's own work is in the benchmark's
+// allocation counts: the mock and Redis are other processes.
+func benchGateway(b *testing.B, yaml string) http.Handler {
+	b.Helper()
+	mock := testenv.StartMock(b)
+	rds := redistest.Start(b)
+	env := map[string]string{
+		"KEYWARD_UPSTREAM_URL": mock.URL,
+		"ANTHROPIC_API_KEY":    testenv.MockKey,
+		"KEYWARD_REDIS_URL":    rds.URL(),
+		"KEYWARD_RATE_LIMIT":   "1000000000/60s",
+		"KEYWARD_ADDR":         "127.0.0.1:0",
+		"KEYWARD_METRICS_ADDR": "127.0.0.1:1",
+	}
+	if yaml != "" {
+		p := filepath.Join(b.TempDir(), "keyward.yaml")
+		require.NoError(b, os.WriteFile(p, []byte(yaml), 0o600))
+		env["KEYWARD_CONFIG"] = p
+	}
+	cfg, err := config.Load(config.MapEnv(env), "bench")
+	require.NoError(b, err)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv, err := server.New(cfg, server.Options{Log: log, Registry: prometheus.NewRegistry()})
+	require.NoError(b, err)
+	b.Cleanup(srv.Close)
+	return srv.Handler()
+}
+
+// benchMessage is an ordinary short request; the directive fixes the
+// answer's length so runs compare.
+func benchMessage(stream bool, outputTokens string) string {
+	return `{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":` + map[bool]string{true: "true", false: "false"}[stream] +
+		`,"messages":[{"role":"user","content":"` + strings.Repeat("Summarise last quarter's churn drivers for the enterprise segment. ", 6) +
+		`[[mock:output_tokens=` + outputTokens + `]]"}]}`
+}
+
+// discardWriter is a minimal http.ResponseWriter (with Flush, as streams
+// need) that keeps the recorder's copying out of the measurement.
+type discardWriter struct {
+	h      http.Header
+	status int
+	n      int
+	tail   []byte
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.n += len(p)
+	if len(p) >= 32 {
+		w.tail = append(w.tail[:0], p[len(p)-32:]...)
+	}
+	return len(p), nil
+}
+func (w *discardWriter) Flush() {}
+
+func serveOnce(b *testing.B, h http.Handler, path, body string, w *discardWriter) {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	req.RemoteAddr = "198.51.100.7:40000"
+	clear(w.h)
+	w.status, w.n = 0, 0
+	h.ServeHTTP(w, req)
+	if w.status != http.StatusOK {
+		b.Fatalf("%s: status %d", path, w.status)
+	}
+}
+
+// BenchmarkChain measures one request through the whole middleware chain and
+// handler, upstream call included, as the gateway serves it.
+func BenchmarkChain(b *testing.B) {
+	h := benchGateway(b, "limits:\n  max_concurrent_streams: 64\n")
+	budgets := benchGateway(b, "limits:\n  tokens_per_minute: 1000000000\n  daily_budget_usd: 1000000\n")
+	for _, bc := range []struct {
+		name, path, body string
+		h                http.Handler
+		stream           bool
+	}{
+		{"messages-json", "/v1/messages", benchMessage(false, "64"), h, false},
+		{"messages-json-budgets", "/v1/messages", benchMessage(false, "64"), budgets, false},
+		{"messages-stream", "/v1/messages", benchMessage(true, "240"), h, true},
+		{"query", "/api/query", `{"question":"Which plan churns most?","context":{"plans":{"basic":120,"pro":40},"period":"Q3"}}`, h, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			w := &discardWriter{h: http.Header{}}
+			serveOnce(b, bc.h, bc.path, bc.body, w) // connections and script cache warm
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				serveOnce(b, bc.h, bc.path, bc.body, w)
+			}
+			if bc.stream && !bytes.Contains(w.tail, []byte("message_stop")) {
+				b.Fatalf("stream did not end with message_stop: %q", w.tail)
+			}
+		})
+	}
+}
+
+// BenchmarkChainRejected is the cost of refusing bad input: the chain up to
+// validation, no Redis and no upstream call.
+func BenchmarkChainRejected(b *testing.B) {
+	h := benchGateway(b, "")
+	body := `{"model":"not-a-model","max_tokens":64,"messages":[]}`
+	b.ReportAllocs()
+	w := &discardWriter{h: http.Header{}}
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/messages", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = "198.51.100.7:40000"
+		clear(w.h)
+		w.status = 0
+		h.ServeHTTP(w, req)
+		if w.status != http.StatusBadRequest {
+			b.Fatalf("status %d, want 400", w.status)
+		}
+	}
+}
