@@ -17,6 +17,13 @@ if [[ -x $KAS && -x $KUBECTL ]]; then
 fi
 
 mkdir -p "$CACHE"
+# One build at a time per cache (CI may start this early in the background while
+# test-deploy asks for it too): the second caller waits, then finds the binaries.
+exec 9>"$CACHE/.k8s-build.lock"
+flock 9
+if [[ -x $KAS && -x $KUBECTL ]]; then
+	exit 0
+fi
 src=$CACHE/k8s-src-$K8S_VERSION
 mkdir -p "$src"
 export GOWORK=off GOFLAGS=-mod=mod

@@ -35,4 +35,5 @@ if [[ ${1:-} == --check ]]; then
 fi
 rm -rf "$OUT"
 cp -r "$tmp/manifests" "$OUT"
-echo "rendered $(ls "$OUT" | wc -l) files into deploy/k8s/manifests"
+n=$(find "$OUT" -name '*.yaml' | wc -l)
+echo "rendered $n files into deploy/k8s/manifests"

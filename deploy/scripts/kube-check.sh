@@ -125,7 +125,7 @@ for ((i = 0; i < 20; i++)); do
 done
 
 # The upstream CRDs for ServiceMonitor and PrometheusRule, from the operator's Go module.
-crd_dir=$(cd "$work" && GOWORK=off GOFLAGS= go mod download -json \
+crd_dir=$(cd "$work" && GOWORK=off GOFLAGS='' go mod download -json \
 	"github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" |
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/example/prometheus-operator-crd
 k create -f "$crd_dir/monitoring.coreos.com_servicemonitors.yaml" -f "$crd_dir/monitoring.coreos.com_prometheusrules.yaml" >/dev/null

@@ -6,7 +6,8 @@
 #   4. k8s drift    deploy/k8s/manifests must equal what the chart renders
 #   5. go test      deploy/validate: compose-go, Dockerfile lint, strict decode
 #   6. promtool     the rules as rendered into the PrometheusRule; compose's prometheus.yml
-#   7. kube-check   real kube-apiserver: server-side dry-run of everything (restricted PSS)
+#   7. check-config the real gateway binary validates each scenario's env and config file
+#   8. kube-check   real kube-apiserver: server-side dry-run of everything (restricted PSS)
 # With tools cached this takes about 1–3 minutes; on a fresh machine the tool builds add
 # about 10 minutes (see deploy/scripts/tools.sh).
 set -euo pipefail
@@ -22,14 +23,19 @@ step "tools"
 "$ROOT/deploy/scripts/tools.sh" all
 HELM=$TOOLS/helm
 
-step "helm lint --strict (defaults + $(ls "$CHART"/ci/*-values.yaml | wc -l) scenarios)"
+scenarios=("$CHART"/ci/*-values.yaml)
+step "helm lint --strict (defaults + ${#scenarios[@]} scenarios)"
 "$HELM" lint --strict "$CHART" --kube-version "$K8S_VERSION" --quiet
-for values in "$CHART"/ci/*-values.yaml; do
+for values in "${scenarios[@]}"; do
 	"$HELM" lint --strict "$CHART" --kube-version "$K8S_VERSION" --quiet -f "$values"
 	# lint reports a template's `fail` only as INFO; rendering must really succeed.
 	"$HELM" template keyward "$CHART" --kube-version "$K8S_VERSION" -f "$values" >/dev/null
 done
 echo "lint and render ok"
+
+step "shellcheck deploy/scripts"
+shellcheck "$ROOT"/deploy/scripts/*.sh
+echo "shellcheck clean"
 
 step "helm unittest"
 "$TOOLS/helm-unittest" "$CHART"
@@ -51,6 +57,24 @@ promtool check rules "$tmp/rendered-rules.yaml"
 sed "s|/etc/prometheus/rules/keyward-alerts.yaml|$CHART/files/keyward-alerts.yaml|" \
 	"$ROOT/deploy/compose/prometheus/prometheus.yml" >"$tmp/prometheus.yml"
 promtool check config "$tmp/prometheus.yml"
+
+step "gateway --check-config with each scenario's env and config (chart <-> binary contract)"
+(cd "$ROOT" && go build -o "$tmp/gateway" ./services/gateway/cmd/gateway)
+(cd "$ROOT/deploy/validate" && GOWORK=off go build -o "$tmp/checkconfig" ./cmd/checkconfig)
+for values in "${scenarios[@]}"; do
+	"$HELM" template keyward "$CHART" --kube-version "$K8S_VERSION" -f "$values" |
+		"$tmp/checkconfig" -gateway "$tmp/gateway" >/dev/null ||
+		{ echo "check-config failed for $(basename "$values")" >&2; exit 1; }
+done
+cat "$ROOT"/deploy/k8s/manifests/*.yaml | "$tmp/checkconfig" -gateway "$tmp/gateway" >/dev/null
+# …and it can fail: a value the schema lets through but the gateway refuses.
+if "$HELM" template keyward "$CHART" --kube-version "$K8S_VERSION" -f "$CHART/ci/default-values.yaml" \
+	--set 'gateway.extraEnv[0].name=KEYWARD_REDIS_FAILURE_MODE' --set 'gateway.extraEnv[0].value=sometimes' |
+	"$tmp/checkconfig" -gateway "$tmp/gateway" >/dev/null 2>&1; then
+	echo "checkconfig accepted KEYWARD_REDIS_FAILURE_MODE=sometimes: the check cannot fail" >&2
+	exit 1
+fi
+echo "the gateway accepts all ${#scenarios[@]} scenarios and deploy/k8s; it refuses the broken one"
 
 step "kube-apiserver server-side dry-run"
 "$ROOT/deploy/scripts/kube-check.sh"

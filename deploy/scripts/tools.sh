@@ -20,6 +20,17 @@ export GOWORK=off
 # link NAME CACHED: expose a cached binary under .tools/bin.
 link() { ln -sf "$2" "$TOOLS/$1"; }
 
+# locked NAME CMD...: run CMD holding a per-tool lock, so concurrent installs (two clones,
+# or CI pre-building in the background) never write the same cached binary at once.
+locked() {
+	local name=$1
+	shift
+	(
+		flock 9
+		"$@"
+	) 9>"$CACHE/.$name.lock"
+}
+
 install_helm() {
 	# Helm's own Makefile stamps the default Kubernetes version for `helm template` and the
 	# deprecation lint; without it a `go install` build assumes 1.20. We stamp the release
@@ -70,13 +81,14 @@ GO
 }
 
 install_apt() {
-	# promtool for the rules, etcd for the kube-apiserver; both from Debian.
+	# promtool for the rules, etcd for the kube-apiserver, shellcheck for these scripts.
 	local missing=()
 	command -v promtool >/dev/null || missing+=(prometheus)
 	command -v etcd >/dev/null || missing+=(etcd-server)
 	command -v etcdctl >/dev/null || missing+=(etcd-client)
 	command -v openssl >/dev/null || missing+=(openssl)
 	command -v python3 >/dev/null || missing+=(python3)
+	command -v shellcheck >/dev/null || missing+=(shellcheck)
 	if ((${#missing[@]})); then
 		echo "tools: apt-get install ${missing[*]}" >&2
 		apt-get update -qq
@@ -91,17 +103,17 @@ install_k8s() {
 }
 
 case ${1:-all} in
-helm) install_helm ;;
-helm-unittest) install_helm_unittest ;;
-apt) install_apt ;;
+helm) locked helm install_helm ;;
+helm-unittest) locked helm-unittest install_helm_unittest ;;
+apt) locked apt install_apt ;;
 k8s) install_k8s ;;
 all)
-	install_apt
+	locked apt install_apt
 	# The kube-apiserver build is the long pole; run it beside the helm builds.
 	install_k8s &
 	k8s_pid=$!
-	install_helm
-	install_helm_unittest
+	locked helm install_helm
+	locked helm-unittest install_helm_unittest
 	wait "$k8s_pid"
 	;;
 *)
