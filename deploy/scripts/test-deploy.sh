@@ -6,7 +6,7 @@
 #   4. k8s drift    deploy/k8s/manifests must equal what the chart renders
 #   5. go test      deploy/validate: compose-go, Dockerfile lint, strict decode
 #   6. promtool     the rules as rendered into the PrometheusRule; compose's prometheus.yml
-#   7. check-config the real gateway binary validates each scenario's env and config file
+#   7. check-config the real gateway binary validates each scenario's (and compose's) settings
 #   8. kube-check   real kube-apiserver: server-side dry-run of everything (restricted PSS)
 # With tools cached this takes about 1–3 minutes; on a fresh machine the tool builds add
 # about 10 minutes (see deploy/scripts/tools.sh).
@@ -58,7 +58,7 @@ sed "s|/etc/prometheus/rules/keyward-alerts.yaml|$CHART/files/keyward-alerts.yam
 	"$ROOT/deploy/compose/prometheus/prometheus.yml" >"$tmp/prometheus.yml"
 promtool check config "$tmp/prometheus.yml"
 
-step "gateway --check-config with each scenario's env and config (chart <-> binary contract)"
+step "gateway --check-config with each scenario's and compose's env and config (deploy <-> binary contract)"
 (cd "$ROOT" && go build -o "$tmp/gateway" ./services/gateway/cmd/gateway)
 (cd "$ROOT/deploy/validate" && GOWORK=off go build -o "$tmp/checkconfig" ./cmd/checkconfig)
 for values in "${scenarios[@]}"; do
@@ -74,7 +74,13 @@ if "$HELM" template keyward "$CHART" --kube-version "$K8S_VERSION" -f "$CHART/ci
 	echo "checkconfig accepted KEYWARD_REDIS_FAILURE_MODE=sometimes: the check cannot fail" >&2
 	exit 1
 fi
-echo "the gateway accepts all ${#scenarios[@]} scenarios and deploy/k8s; it refuses the broken one"
+"$tmp/checkconfig" -gateway "$tmp/gateway" -compose "$ROOT/docker-compose.yml" >/dev/null
+if "$tmp/checkconfig" -gateway "$tmp/gateway" \
+	-compose "$ROOT/deploy/validate/testdata/checkconfig/bad-compose.yml" >/dev/null 2>&1; then
+	echo "checkconfig accepted a compose rate limit of 'lots per minute': the check cannot fail" >&2
+	exit 1
+fi
+echo "the gateway accepts all ${#scenarios[@]} scenarios, deploy/k8s and docker-compose.yml; it refuses the broken ones"
 
 step "kube-apiserver server-side dry-run"
 "$ROOT/deploy/scripts/kube-check.sh"

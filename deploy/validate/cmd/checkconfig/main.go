@@ -5,6 +5,10 @@
 // binary, which neither helm lint nor the API server can see.
 //
 //	helm template ... | checkconfig -gateway bin/gateway
+//	checkconfig -gateway bin/gateway -compose docker-compose.yml
+//
+// With -compose it checks the gateway service's environment from the compose file instead
+// (once without and once with an ANTHROPIC_API_KEY, the two ways the stack is started).
 //
 // Secret files the chart mounts are replaced by generated stand-ins of the right shape; the
 // gateway runs in an empty temporary directory so no developer .env leaks in.
@@ -12,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -27,6 +32,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -41,12 +47,19 @@ const (
 
 func main() {
 	gateway := flag.String("gateway", "", "path to the gateway binary")
+	composeFile := flag.String("compose", "", "check the gateway service of this compose file instead of manifests on stdin")
 	flag.Parse()
 	if *gateway == "" {
 		fmt.Fprintln(os.Stderr, "checkconfig: -gateway is required")
 		os.Exit(2)
 	}
-	out, err := run(os.Stdin, *gateway)
+	var out []byte
+	var err error
+	if *composeFile != "" {
+		out, err = runCompose(*composeFile, *gateway)
+	} else {
+		out, err = run(os.Stdin, *gateway)
+	}
 	os.Stdout.Write(out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "checkconfig:", err)
@@ -74,15 +87,74 @@ func run(in io.Reader, gatewayBin string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return checkConfig(gatewayBin, dir, env)
+}
+
+// checkConfig runs `gateway --check-config` in dir with exactly env.
+func checkConfig(gatewayBin, dir string, env []string) ([]byte, error) {
 	cmd := exec.Command(gatewayBin, "--check-config")
 	cmd.Dir = dir
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("gateway --check-config refused the chart's settings (%w); environment:\n  %s",
-			err, strings.Join(env, "\n  "))
+		return out, fmt.Errorf("gateway --check-config refused the settings (%w); environment:\n  %s",
+			err, strings.Join(redact(env), "\n  "))
 	}
 	return out, nil
+}
+
+// redact hides key values in the report: a real key may be exported when this runs.
+func redact(env []string) []string {
+	out := make([]string, len(env))
+	for i, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasSuffix(k, "_KEY") && v != "" {
+			kv = k + "=<redacted>"
+		}
+		out[i] = kv
+	}
+	return out
+}
+
+// runCompose checks the compose gateway service's environment, without a key (the mock
+// is used) and with one (the real API).
+func runCompose(file, gatewayBin string) ([]byte, error) {
+	var all []byte
+	for _, key := range []string{"", "sk-ant-checkconfig-" + randomHex(16)} {
+		opts, err := cli.NewProjectOptions([]string{file},
+			cli.WithWorkingDirectory(filepath.Dir(file)),
+			cli.WithEnv([]string{"ANTHROPIC_API_KEY=" + key}),
+			cli.WithDiscardEnvFile,
+		)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s: %w", file, err)
+		}
+		p, err := opts.LoadProject(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("loading %s: %w", file, err)
+		}
+		svc, ok := p.Services["gateway"]
+		if !ok {
+			return nil, fmt.Errorf("%s has no gateway service", file)
+		}
+		dir, err := os.MkdirTemp("", "keyward-checkconfig-")
+		if err != nil {
+			return nil, fmt.Errorf("creating a work directory: %w", err)
+		}
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+		for k, v := range svc.Environment {
+			if v != nil {
+				env = append(env, k+"="+*v)
+			}
+		}
+		sort.Strings(env[2:])
+		out, err := checkConfig(gatewayBin, dir, env)
+		os.RemoveAll(dir)
+		all = append(all, out...)
+		if err != nil {
+			return all, fmt.Errorf("compose gateway with key=%t: %w", key != "", err)
+		}
+	}
+	return all, nil
 }
 
 func parse(in io.Reader) (*pod, error) {

@@ -84,3 +84,8 @@ func TestStandInRefusesUnknownMounts(t *testing.T) {
 	err := standIn("KEYWARD_SOMETHING_FILE", filepath.Join(t.TempDir(), "x"), "")
 	require.ErrorContains(t, err, "no stand-in")
 }
+
+func TestRedact(t *testing.T) {
+	got := redact([]string{"ANTHROPIC_API_KEY=sk-ant-secret", "ANTHROPIC_API_KEY=", "KEYWARD_RATE_LIMIT=30/60s"})
+	require.Equal(t, []string{"ANTHROPIC_API_KEY=<redacted>", "ANTHROPIC_API_KEY=", "KEYWARD_RATE_LIMIT=30/60s"}, got)
+}
