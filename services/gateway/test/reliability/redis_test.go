@@ -38,7 +38,7 @@ func TestReliabilityRedisKilledAndRestartedUnderLoad(t *testing.T) {
 		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(),
 			"KEYWARD_RATE_LIMIT="+strconv.Itoa(limit)+"/60s", "KEYWARD_REDIS_LOCAL_SHARE="+strconv.Itoa(replicas)))
 	}
-	c := newClient(10 * time.Second)
+	c := newClient(t, 10*time.Second)
 	var rr atomic.Int64
 	hit := func(tl *tally) func(int) {
 		return func(int) {
@@ -130,7 +130,7 @@ func TestReliabilitySlowRedisKeepsLatencyBounded(t *testing.T) {
 	proxy := startDelayProxy(t, rds.Addr)
 	mock := testenv.StartMock(t)
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL=redis://"+proxy.Addr()+"/0")
-	c := newClient(10 * time.Second)
+	c := newClient(t, 10*time.Second)
 	run := func(n int) *tally {
 		tl := newTally()
 		for i := 0; i < n; i++ {
@@ -202,7 +202,7 @@ func TestReliabilitySentinelFailover(t *testing.T) {
 	for _, g := range gws {
 		require.Equal(t, "redis", backendOf(g.URL))
 	}
-	c := newClient(10 * time.Second)
+	c := newClient(t, 10*time.Second)
 	total := newTally()
 	var rr atomic.Int64
 	hit := func(int) {

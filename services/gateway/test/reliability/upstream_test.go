@@ -30,7 +30,7 @@ func TestReliabilityUpstream529Storm(t *testing.T) {
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_UPSTREAM_MAX_RETRIES=2",
 		"KEYWARD_UPSTREAM_BREAKER_THRESHOLD="+strconv.Itoa(threshold), "KEYWARD_UPSTREAM_BREAKER_COOLDOWN="+cooldown.String())
 	mock.MockPost(t, "/_mock/config", `{"status":529}`)
-	c := newClient(30 * time.Second)
+	c := newClient(t, 30*time.Second)
 
 	// Sequential callers until the breaker opens: each sees the upstream's
 	// overload as a 529 (passthrough) with Retry-After, after bounded retries.
@@ -128,7 +128,7 @@ func TestReliabilitySlowUpstreamTimesOut(t *testing.T) {
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_UPSTREAM_HEADER_TIMEOUT="+timeout.String(), "KEYWARD_UPSTREAM_BREAKER_THRESHOLD=0",
 		"KEYWARD_CONFIG="+writeConfig(t, "limits:\n  max_concurrent_streams: 10\n"))
 	mock.MockPost(t, "/_mock/config", `{"first_byte_ms":20000}`)
-	c := newClient(30 * time.Second)
+	c := newClient(t, 30*time.Second)
 	cancelledBefore := mockStat(t, mock, "cancelled")
 
 	cases := []struct{ name, path, body string }{
@@ -171,7 +171,7 @@ func TestReliabilitySlowUpstreamTimesOut(t *testing.T) {
 func TestReliabilityUpstreamDropsMidStream(t *testing.T) {
 	mock := testenv.StartMock(t)
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_UPSTREAM_BREAKER_THRESHOLD=0")
-	c := newClient(30 * time.Second)
+	c := newClient(t, 30*time.Second)
 	type tc struct {
 		name, path, body, wantType string
 	}
