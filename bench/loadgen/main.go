@@ -1,0 +1,463 @@
+// Command loadgen is keyward's end-to-end load run: it starts a real
+// redis-server, the mock upstream and the gateway on free loopback ports,
+// sends the same Anthropic-style requests straight to the mock and through
+// the gateway, and reports requests/s, latency percentiles, gateway CPU per
+// request (from /proc/<pid>/stat), Redis commands per request (from INFO
+// commandstats) and gateway RSS — then checks them against the targets of
+// issue 9. It is its own module (run with GOWORK=off) with no dependencies
+// outside the standard library.
+//
+//	GOWORK=off go run . -bin ../../bin [-n 20000] [-c 32] [-md summary.md]
+//
+// Every request goes to 127.0.0.1 and every phase is bounded in count and
+// time.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	bin        string
+	redis      string
+	n          int
+	c          int
+	n1         int
+	streamN    int
+	budgetN    int
+	open       int
+	warmup     int
+	md         string
+	phaseLimit time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin", "directory holding the gateway and mockanthropic binaries")
+	flag.StringVar(&o.redis, "redis-server", "redis-server", "redis-server binary")
+	flag.IntVar(&o.n, "n", 20000, "requests per throughput phase")
+	flag.IntVar(&o.c, "c", 32, "concurrency of the throughput phases")
+	flag.IntVar(&o.n1, "n1", 2000, "requests per concurrency-1 latency phase")
+	flag.IntVar(&o.streamN, "stream-n", 4000, "streams per streaming phase")
+	flag.IntVar(&o.budgetN, "budget-n", 4000, "requests in the token+budget limits phase")
+	flag.IntVar(&o.open, "open", 1000, "streams held open at once in the memory phase")
+	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
+	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
+	flag.DurationVar(&o.phaseLimit, "phase-timeout", 90*time.Second, "upper bound on each phase")
+	flag.Parse()
+	if err := run(o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+const mockKey = "bench-mock-key"
+
+// prompt is an ordinary short question; the directive makes the mock's
+// answer a fixed length, so JSON and stream sizes are the same every run.
+var prompt = strings.Repeat("Summarise last quarter's churn drivers for the enterprise segment. ", 6)
+
+func messageBody(stream bool, outputTokens int, extra string) []byte {
+	text := prompt + "[[mock:output_tokens=" + strconv.Itoa(outputTokens) + extra + "]]"
+	return fmt.Appendf(nil, `{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":%t,"messages":[{"role":"user","content":%q}]}`, stream, text)
+}
+
+func headers() http.Header {
+	return http.Header{
+		"Content-Type":      {"application/json"},
+		"Anthropic-Version": {"2023-06-01"},
+		// The gateway ignores a caller's key (auth off); the mock needs its own.
+		"X-Api-Key": {mockKey},
+	}
+}
+
+type stack struct {
+	dir     string
+	redis   *proc
+	rAddr   string
+	mock    *proc
+	mockURL string
+	procs   []*proc
+}
+
+func (s *stack) close() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].stop()
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+type gateway struct {
+	*proc
+	url        string
+	metricsURL string
+}
+
+func (s *stack) startGateway(o options, name, yaml string) (*gateway, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mport, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(s.dir, name+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		return nil, fmt.Errorf("writing gateway config: %w", err)
+	}
+	env := []string{
+		"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
+		"KEYWARD_UPSTREAM_URL=" + s.mockURL,
+		"ANTHROPIC_API_KEY=" + mockKey,
+		"KEYWARD_REDIS_URL=redis://" + s.rAddr + "/0",
+		"KEYWARD_RATE_LIMIT=10000000/60s",
+		"KEYWARD_CONFIG=" + cfgPath,
+		"KEYWARD_LOG_LEVEL=info",
+	}
+	p, err := startProc(name, filepath.Join(o.bin, "gateway"), nil, env, s.dir)
+	if err != nil {
+		return nil, err
+	}
+	s.procs = append(s.procs, p)
+	g := &gateway{proc: p, url: "http://127.0.0.1:" + strconv.Itoa(port), metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"}
+	if err := waitHTTP(p, g.url+"/ready"); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func startStack(o options) (*stack, error) {
+	dir, err := os.MkdirTemp("", "keyward-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{dir: dir}
+	rport, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	s.rAddr = "127.0.0.1:" + strconv.Itoa(rport)
+	s.redis, err = startProc("redis", o.redis, []string{"--port", strconv.Itoa(rport), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"}, nil, dir)
+	if err != nil {
+		return s, err
+	}
+	s.procs = append(s.procs, s.redis)
+	if err := waitTCP(s.redis, s.rAddr); err != nil {
+		return s, err
+	}
+	mport, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	s.mockURL = "http://127.0.0.1:" + strconv.Itoa(mport)
+	s.mock, err = startProc("mockanthropic", filepath.Join(o.bin, "mockanthropic"), nil, []string{
+		"MOCKANTHROPIC_ADDR=127.0.0.1:" + strconv.Itoa(mport),
+		"MOCKANTHROPIC_API_KEY=" + mockKey,
+		// The mock is the stand-in upstream: its own request log is not
+		// what is measured, and both paths hit the same mock.
+		"MOCKANTHROPIC_LOG_LEVEL=warn",
+	}, dir)
+	if err != nil {
+		return s, err
+	}
+	s.procs = append(s.procs, s.mock)
+	if err := waitHTTP(s.mock, s.mockURL+"/_mock/health"); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// phase is one measured row of the report.
+type phase struct {
+	name       string
+	conc       int
+	res        result
+	gwCPU      time.Duration // gateway CPU during the phase (0: not through the gateway)
+	mockCPU    time.Duration
+	redisTrips int64 // client round trips to Redis
+	evalCmds   int64
+	redisPer   map[string]int64
+	rssPeakKB  int64
+	via        bool // through the gateway
+}
+
+func (p phase) perReq(d time.Duration) float64 {
+	ok := p.res.requests - p.res.errors
+	if ok <= 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(ok)
+}
+
+// measure runs fn while recording gateway and mock CPU, Redis command
+// deltas and the gateway's peak RSS.
+func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() result) (phase, error) {
+	p := phase{name: name, conc: conc, via: via}
+	cmdsBefore, err := commandStats(s.rAddr)
+	if err != nil {
+		return p, err
+	}
+	gw0, err := cpuTime(g.pid())
+	if err != nil {
+		return p, err
+	}
+	m0, err := cpuTime(s.mock.pid())
+	if err != nil {
+		return p, err
+	}
+	sampler := sampleRSS(g.pid(), 20*time.Millisecond)
+	p.res = fn()
+	p.rssPeakKB = sampler.stop()
+	gw1, err := cpuTime(g.pid())
+	if err != nil {
+		return p, err
+	}
+	m1, err := cpuTime(s.mock.pid())
+	if err != nil {
+		return p, err
+	}
+	cmdsAfter, err := commandStats(s.rAddr)
+	if err != nil {
+		return p, err
+	}
+	p.gwCPU, p.mockCPU = gw1-gw0, m1-m0
+	per, trips := cmdDelta(cmdsBefore, cmdsAfter)
+	p.redisTrips, p.redisPer = trips, per
+	p.evalCmds = per["evalsha"] + per["eval"]
+	if p.res.errors > 0 {
+		return p, fmt.Errorf("phase %q: %d of %d requests failed, first: %s", name, p.res.errors, p.res.requests, p.res.firstErr)
+	}
+	return p, nil
+}
+
+func run(o options, out io.Writer) error {
+	started := time.Now()
+	load0 := loadAvg()
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return fmt.Errorf("resolving -bin: %w", err)
+	}
+	o.bin = bin
+	s, err := startStack(o)
+	if s != nil {
+		defer s.close()
+	}
+	if err != nil {
+		return err
+	}
+	g, err := s.startGateway(o, "gateway", "limits:\n  max_concurrent_streams: 2000\n  max_inflight: 4096\n")
+	if err != nil {
+		return err
+	}
+
+	ctx := context.Background()
+	client := newClient(o.c)
+	direct := func(stream bool, tokens int) target {
+		return target{url: s.mockURL + "/v1/messages", header: headers(), body: messageBody(stream, tokens, ""), stream: stream}
+	}
+	through := func(url string, stream bool, tokens int) target {
+		return target{url: url + "/v1/messages", header: headers(), body: messageBody(stream, tokens, ""), stream: stream}
+	}
+	const jsonTokens, streamTokens = 64, 240
+
+	// Warm up both paths: connection pools, script cache, JIT-free but
+	// page-cache and GC-pacer warm.
+	for _, t := range []target{direct(false, jsonTokens), through(g.url, false, jsonTokens), through(g.url, true, streamTokens)} {
+		if r := closedLoop(ctx, client, t, o.warmup, o.c, o.phaseLimit); r.errors > 0 {
+			return fmt.Errorf("warm-up against %s: %d errors, first: %s", t.url, r.errors, r.firstErr)
+		}
+	}
+	_, hwmWarm, _ := memKB(g.pid())
+
+	var phases []phase
+	add := func(p phase, err error) error {
+		phases = append(phases, p)
+		return err
+	}
+	steps := []struct {
+		name string
+		conc int
+		via  bool
+		t    target
+		n    int
+	}{
+		{"direct JSON", o.c, false, direct(false, jsonTokens), o.n},
+		{"gateway JSON", o.c, true, through(g.url, false, jsonTokens), o.n},
+		{"direct JSON c=1", 1, false, direct(false, jsonTokens), o.n1},
+		{"gateway JSON c=1", 1, true, through(g.url, false, jsonTokens), o.n1},
+		{"direct stream", o.c, false, direct(true, streamTokens), o.streamN},
+		{"gateway stream", o.c, true, through(g.url, true, streamTokens), o.streamN},
+	}
+	for _, st := range steps {
+		st := st
+		if err := add(measure(s, g, st.name, st.conc, st.via, func() result {
+			return closedLoop(ctx, client, st.t, st.n, st.conc, o.phaseLimit)
+		})); err != nil {
+			return err
+		}
+	}
+	_, hwmLoad, _ := memKB(g.pid())
+	okJSON := metricSum(g.metricsURL, "keyward_http_requests_total", `route="/v1/messages"`, `code="200"`)
+
+	// Token and budget limits on: admission reserves and settlement
+	// refunds, each one script in one round trip.
+	gb, err := s.startGateway(o, "gateway-budget", "limits:\n  tokens_per_minute: 1000000000\n  daily_budget_usd: 1000000\n  global_daily_budget_usd: 10000000\n")
+	if err != nil {
+		return err
+	}
+	if r := closedLoop(ctx, client, through(gb.url, false, jsonTokens), o.warmup/4, o.c, o.phaseLimit); r.errors > 0 {
+		return fmt.Errorf("warm-up of the budget gateway: %d errors, first: %s", r.errors, r.firstErr)
+	}
+	if err := add(measure(s, gb, "gateway JSON, tokens+budgets", o.c, true, func() result {
+		return closedLoop(ctx, client, through(gb.url, false, jsonTokens), o.budgetN, o.c, o.phaseLimit)
+	})); err != nil {
+		return err
+	}
+	gb.stop()
+
+	// Many open streams: the mock paces events so each stream stays open,
+	// and the gateway's memory is read while all of them are.
+	openRSS, openActive, err := holdStreams(o, g, s)
+	if err != nil {
+		return err
+	}
+
+	accessLines := countLines(g.log, `"msg":"request"`)
+	rep := report{
+		started: started, load0: load0, load1: loadAvg(), o: o, phases: phases,
+		hwmWarmKB: hwmWarm, hwmLoadKB: hwmLoad, openRSSKB: openRSS, openActive: openActive,
+		okJSON: okJSON, accessLines: accessLines, redisVersion: redisVersion(o.redis),
+	}
+	rep.write(out)
+	if o.md != "" {
+		f, err := os.Create(o.md)
+		if err != nil {
+			return fmt.Errorf("writing markdown: %w", err)
+		}
+		rep.markdown(f)
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing markdown: %w", err)
+		}
+	}
+	return nil
+}
+
+// holdStreams opens o.open streams through the gateway at once, waits until
+// the gateway counts them all as active, and returns its RSS then.
+func holdStreams(o options, g *gateway, s *stack) (rssKB int64, active float64, err error) {
+	client := newClient(o.open)
+	// ~200 events 100 ms apart: each stream stays open ~20 s unless released.
+	t := target{url: g.url + "/v1/messages", header: headers(), body: messageBody(true, 1200, " event_delay_ms=100"), stream: true}
+	release, err := openStreams(client, t, o.open, 60*time.Second)
+	if err != nil {
+		return 0, 0, fmt.Errorf("opening %d streams: %w", o.open, err)
+	}
+	defer release()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		active = metricSum(g.metricsURL, "keyward_streams_active")
+		if int(active) >= o.open {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Let a few paced events flow through every stream before reading.
+	time.Sleep(time.Second)
+	rssKB, _, err = memKB(g.pid())
+	return rssKB, active, err
+}
+
+// metricSum scrapes url and sums the samples of name whose line contains
+// every filter; -1 when the scrape fails.
+func metricSum(url, name string, filters ...string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name) || len(line) <= len(name) || (line[len(name)] != '{' && line[len(name)] != ' ') {
+			continue
+		}
+		ok := true
+		for _, f := range filters {
+			ok = ok && strings.Contains(line, f)
+		}
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func countLines(path, substr string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func redisVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "redis-server (version unknown)"
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			return "redis-server " + v
+		}
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// machine describes where the run happened.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s %s/%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

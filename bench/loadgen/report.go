@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+type report struct {
+	started      time.Time
+	load0, load1 string
+	o            options
+	phases       []phase
+	hwmWarmKB    int64
+	hwmLoadKB    int64
+	openRSSKB    int64
+	openActive   float64
+	okJSON       float64
+	accessLines  int
+	redisVersion string
+}
+
+func (r report) find(name string) phase {
+	for _, p := range r.phases {
+		if p.name == name {
+			return p
+		}
+	}
+	return phase{}
+}
+
+// check is one target of issue 9 with what this run measured.
+type check struct {
+	what, target, got string
+	ok                bool
+}
+
+func (r report) checks() []check {
+	gj, dj := r.find("gateway JSON"), r.find("direct JSON")
+	g1, d1 := r.find("gateway JSON c=1"), r.find("direct JSON c=1")
+	gs := r.find("gateway stream")
+	gb := r.find("gateway JSON, tokens+budgets")
+	ratio := 0.0
+	if dj.res.rps() > 0 {
+		ratio = gj.res.rps() / dj.res.rps()
+	}
+	added := g1.res.pct(.5) - d1.res.pct(.5)
+	perReq := func(p phase, n int64) float64 {
+		ok := p.res.requests - p.res.errors
+		if ok <= 0 {
+			return 0
+		}
+		return float64(n) / float64(ok)
+	}
+	return []check{
+		{"gateway CPU per proxied JSON request", "≤ 100 µs", fmt.Sprintf("%.0f µs", gj.perReq(gj.gwCPU)), gj.perReq(gj.gwCPU) <= 100},
+		{fmt.Sprintf("gateway CPU per stream (%.1f KB, event-heavy)", float64(gs.res.bytes)/float64(max(1, gs.res.requests))/1024), "≤ 100 µs", fmt.Sprintf("%.0f µs", gs.perReq(gs.gwCPU)), gs.perReq(gs.gwCPU) <= 100},
+		{fmt.Sprintf("throughput through the gateway vs direct (c=%d)", r.o.c), "≥ 35 %", fmt.Sprintf("%.0f %% (%.0f vs %.0f req/s)", 100*ratio, gj.res.rps(), dj.res.rps()), ratio >= .35},
+		{"p50 added latency at concurrency 1", "≤ 150 µs", fmt.Sprintf("%d µs", added.Microseconds()), added <= 150*time.Microsecond},
+		{"Redis round trips per admitted request (requests limit)", "1", fmt.Sprintf("%.2f (EVALSHA %.2f)", perReq(gj, gj.redisTrips), perReq(gj, gj.evalCmds)), perReq(gj, gj.redisTrips) <= 1.01},
+		{"Redis round trips per request with tokens+budgets", "1 + 1 settle", fmt.Sprintf("%.2f (EVALSHA %.2f)", perReq(gb, gb.redisTrips), perReq(gb, gb.evalCmds)), perReq(gb, gb.redisTrips) <= 2.01},
+		{"gateway peak RSS under load (VmHWM)", "≤ 40 MB", fmt.Sprintf("%.1f MB", mb(r.hwmLoadKB)), mb(r.hwmLoadKB) <= 40},
+		{fmt.Sprintf("gateway RSS with %d streams open", r.o.open), "≤ 100 MB", fmt.Sprintf("%.1f MB (%.0f active)", mb(r.openRSSKB), r.openActive), mb(r.openRSSKB) <= 100 && int(r.openActive) >= r.o.open},
+	}
+}
+
+func mb(kb int64) float64 { return float64(kb) / 1024 }
+
+func us(d time.Duration) string { return fmt.Sprintf("%d", d.Microseconds()) }
+
+func (r report) setup() []string {
+	return []string{
+		fmt.Sprintf("date: %s (run took %s)", r.started.UTC().Format(time.RFC3339), time.Since(r.started).Round(time.Second)),
+		"machine: " + machine(),
+		fmt.Sprintf("load average before/after: %s / %s (the machine is shared; throughput figures move with it)", r.load0, r.load1),
+		"setup: " + r.redisVersion + ", mockanthropic and gateway on loopback, all sharing the same cores with this load generator;",
+		"  gateway with KEYWARD_REDIS_URL (shared limiter), KEYWARD_RATE_LIMIT=10000000/60s (never rejects), metrics on the admin",
+		fmt.Sprintf("  listener, JSON access log at info to a file (%d request lines written); limits.max_concurrent_streams 2000,", r.accessLines),
+		"  limits.max_inflight 4096 (for the open-streams phase); JSON answers 64 output tokens, streams 240 (~45 events).",
+		fmt.Sprintf("  keyward_http_requests_total{route=\"/v1/messages\",code=\"200\"} after the phases: %.0f", r.okJSON),
+	}
+}
+
+func (r report) write(w io.Writer) {
+	fmt.Fprintln(w, "keyward end-to-end load run")
+	for _, l := range r.setup() {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-30s %6s %4s %8s %7s %7s %7s %9s %9s %9s %9s\n",
+		"phase", "reqs", "conc", "req/s", "p50µs", "p90µs", "p99µs", "gwCPUµs", "mockCPUµs", "redisRT", "gwRSSMB")
+	for _, p := range r.phases {
+		gw, redis, rss := "-", "-", "-"
+		if p.via {
+			ok := float64(max(1, p.res.requests-p.res.errors))
+			gw = fmt.Sprintf("%.0f", p.perReq(p.gwCPU))
+			redis = fmt.Sprintf("%.2f", float64(p.redisTrips)/ok)
+			rss = fmt.Sprintf("%.1f", mb(p.rssPeakKB))
+		}
+		fmt.Fprintf(w, "%-30s %6d %4d %8.0f %7s %7s %7s %9s %9.0f %9s %9s\n",
+			p.name, p.res.requests, p.conc, p.res.rps(), us(p.res.pct(.5)), us(p.res.pct(.9)), us(p.res.pct(.99)),
+			gw, p.perReq(p.mockCPU), redis, rss)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Redis commands per request as INFO commandstats counts them (those run inside the limiter's scripts included):")
+	for _, p := range r.phases {
+		if p.via {
+			fmt.Fprintf(w, "  %-30s %s\n", p.name, breakdown(p.redisPer, p.res.requests-p.res.errors))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "gateway VmHWM after warm-up %.1f MB, after the load phases %.1f MB; with %d streams open VmRSS %.1f MB\n",
+		mb(r.hwmWarmKB), mb(r.hwmLoadKB), r.o.open, mb(r.openRSSKB))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "targets (issue 9):")
+	for _, c := range r.checks() {
+		v := "MET "
+		if !c.ok {
+			v = "MISS"
+		}
+		fmt.Fprintf(w, "  %s %-58s target %-13s got %s\n", v, c.what, c.target, c.got)
+	}
+}
+
+func (r report) markdown(w io.Writer) {
+	for _, l := range r.setup() {
+		fmt.Fprintln(w, strings.TrimSpace(l)+"  ")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target (issue 9) | target | this run | |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, c := range r.checks() {
+		v := "met"
+		if !c.ok {
+			v = "**missed**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.what, c.target, c.got, v)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| phase | requests | concurrency | req/s | p50 µs | p90 µs | p99 µs | gateway CPU µs/req | mock CPU µs/req | Redis round trips/req | gateway peak RSS MB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, p := range r.phases {
+		gw, redis, rss := "–", "–", "–"
+		if p.via {
+			ok := float64(max(1, p.res.requests-p.res.errors))
+			gw = fmt.Sprintf("%.0f", p.perReq(p.gwCPU))
+			redis = fmt.Sprintf("%.2f", float64(p.redisTrips)/ok)
+			rss = fmt.Sprintf("%.1f", mb(p.rssPeakKB))
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %.0f | %s | %s |\n",
+			p.name, p.res.requests, p.conc, p.res.rps(), us(p.res.pct(.5)), us(p.res.pct(.9)), us(p.res.pct(.99)),
+			gw, p.perReq(p.mockCPU), redis, rss)
+	}
+}
