@@ -16,7 +16,7 @@ export GOFLAGS ?= -buildvcs=false
 .PHONY: help build run test test-go test-rules test-reliability test-metrics-names fuzz bench lint deps clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 build: ## build bin/gateway, bin/mockanthropic and bin/dashboard
 	@mkdir -p bin
