@@ -131,7 +131,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Dire
 	b := append(ev.buf[:0], "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"...)
 	b = appendMessageHead(b, msgID, c.model)
 	// In message_start the reply is not yet written: stop_reason is null and output_tokens a
-	// placeholder, as in the real stream; the final count comes in message_delta.
+	// provisional count, as in the real stream; the final count comes in message_delta.
 	b = append(b, `],"stop_reason":null,"stop_sequence":null,"usage":`...)
 	b = appendUsage(b, u, 1)
 	b = append(b, "}}\n\n"...)

@@ -38,7 +38,7 @@ func TestStreamEventSequence(t *testing.T) {
 	require.Empty(t, start["content"])
 	require.Nil(t, start["stop_reason"])
 	startUsage := start["usage"].(map[string]any)
-	require.EqualValues(t, 1, num(startUsage["output_tokens"]), "message_start carries a placeholder output count")
+	require.EqualValues(t, 1, num(startUsage["output_tokens"]), "message_start carries a provisional output count")
 	for _, k := range []string{"input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation", "service_tier"} {
 		require.Contains(t, startUsage, k)
 	}
