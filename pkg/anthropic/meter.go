@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // maxLineBytes caps one SSE line (and one event's data) held by the meter. A
@@ -418,6 +419,15 @@ var errNoUsage = errors.New("response has no usage")
 
 // MeterJSON reads usage and model from a non-streaming Messages response.
 func MeterJSON(body []byte) (Usage, string, error) {
+	if u, model, ok, err := meterJSONFast(body); ok {
+		return u, model, err
+	}
+	return meterJSONDecoder(body)
+}
+
+// meterJSONDecoder is MeterJSON by encoding/json: the definitive path, taken
+// whenever the fast path is not sure it would decide the same.
+func meterJSONDecoder(body []byte) (Usage, string, error) {
 	var v struct {
 		Type  string     `json:"type"`
 		Model string     `json:"model"`
@@ -426,13 +436,172 @@ func MeterJSON(body []byte) (Usage, string, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return Usage{}, "", fmt.Errorf("metering response: %w", err)
 	}
-	if v.Type == "error" {
-		return Usage{}, v.Model, errors.New("metering response: body is an error")
+	return meterResult(v.Type, v.Model, v.Usage)
+}
+
+func meterResult(typ, model string, uj *usageJSON) (Usage, string, error) {
+	if typ == "error" {
+		return Usage{}, model, errors.New("metering response: body is an error")
 	}
-	if v.Usage == nil {
-		return Usage{}, v.Model, fmt.Errorf("metering response: %w", errNoUsage)
+	if uj == nil {
+		return Usage{}, model, fmt.Errorf("metering response: %w", errNoUsage)
 	}
 	var u Usage
-	v.Usage.overlay(&u)
-	return u, v.Model, nil
+	uj.overlay(&u)
+	return u, model, nil
+}
+
+// meterJSONFast reads an answer in one pass and decodes only its small usage
+// object (the answer text is most of the bytes). It takes the answer only
+// when that is certain to match encoding/json's reading: every key spelled
+// plainly, "type", "model" and "usage" once each at most and of the expected
+// kinds, no other key that encoding/json's case-insensitive matching would
+// take for one of them; otherwise ok is false.
+func meterJSONFast(body []byte) (u Usage, model string, ok bool, err error) {
+	var typ, usage []byte
+	var seenType, seenModel bool
+	fine := scanObject(body, func(m jsonMember) bool {
+		if m.escaped {
+			return false
+		}
+		k := m.key[1 : len(m.key)-1]
+		var dst *[]byte
+		switch string(k) {
+		case "type":
+			if seenType {
+				return false
+			}
+			seenType, dst = true, &typ
+		case "model":
+			if seenModel {
+				return false
+			}
+			seenModel = true
+			switch m.val[0] {
+			case 'n':
+				return true
+			case '"':
+				return unquote(m.val, &model) == nil
+			}
+			return false
+		case "usage":
+			if usage != nil {
+				return false
+			}
+			dst = &usage
+		default:
+			// "Type" or "USAGE" would match a field in encoding/json.
+			return !bytes.EqualFold(k, []byte("type")) && !bytes.EqualFold(k, []byte("model")) && !bytes.EqualFold(k, []byte("usage"))
+		}
+		*dst = m.val
+		return true
+	})
+	if !fine {
+		return Usage{}, "", false, nil
+	}
+	var t string
+	switch {
+	case typ == nil || typ[0] == 'n':
+	case typ[0] == '"':
+		if unquote(typ, &t) != nil {
+			return Usage{}, "", false, nil
+		}
+	default:
+		return Usage{}, "", false, nil
+	}
+	var uj *usageJSON
+	switch {
+	case usage == nil || usage[0] == 'n':
+	case usage[0] == '{':
+		if uj, ok = usageFast(usage); !ok {
+			return Usage{}, "", false, nil
+		}
+	default:
+		return Usage{}, "", false, nil
+	}
+	u, model, err = meterResult(t, model, uj)
+	return u, model, true, err
+}
+
+// usageFields are usageJSON's counters by their exact JSON names.
+var usageFields = [...]string{"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
+
+// usageFast decodes a usage object whose counters are plain integers or
+// null, under their exact names, as encoding/json would; ok is false for
+// anything it is not sure about (a differently-cased name, a fraction, an
+// overflow), and the caller falls back.
+func usageFast(raw []byte) (*usageJSON, bool) {
+	uj := new(usageJSON)
+	var vals [len(usageFields)]int64
+	ok := scanObject(raw, func(m jsonMember) bool {
+		if m.escaped {
+			return false
+		}
+		k := m.key[1 : len(m.key)-1]
+		for i, name := range usageFields {
+			if string(k) == name {
+				dst := [...]**int64{&uj.InputTokens, &uj.OutputTokens, &uj.CacheCreationInputTokens, &uj.CacheReadInputTokens}[i]
+				if m.val[0] == 'n' {
+					*dst = nil
+					return true
+				}
+				n, err := strconv.ParseInt(string(m.val), 10, 64)
+				if err != nil {
+					return false
+				}
+				vals[i] = n
+				*dst = &vals[i]
+				return true
+			}
+			if bytes.EqualFold(k, []byte(name)) {
+				return false
+			}
+		}
+		switch {
+		case string(k) == "cache_creation":
+			switch m.val[0] {
+			case 'n':
+				uj.CacheCreation = nil
+				return true
+			case '{':
+				// A repeated key decodes into the same struct, as in
+				// encoding/json: fields it does not name keep their values.
+				if uj.CacheCreation == nil {
+					uj.CacheCreation = new(CacheCreation)
+				}
+				return cacheCreationFast(m.val, uj.CacheCreation)
+			}
+			return false
+		case bytes.EqualFold(k, []byte("cache_creation")):
+			return false
+		}
+		return true // service_tier, server_tool_use, …: not metered
+	})
+	return uj, ok
+}
+
+func cacheCreationFast(raw []byte, cc *CacheCreation) bool {
+	return scanObject(raw, func(m jsonMember) bool {
+		if m.escaped {
+			return false
+		}
+		k := m.key[1 : len(m.key)-1]
+		var dst *int64
+		switch {
+		case string(k) == "ephemeral_5m_input_tokens":
+			dst = &cc.Ephemeral5m
+		case string(k) == "ephemeral_1h_input_tokens":
+			dst = &cc.Ephemeral1h
+		case bytes.EqualFold(k, []byte("ephemeral_5m_input_tokens")), bytes.EqualFold(k, []byte("ephemeral_1h_input_tokens")):
+			return false
+		default:
+			return true
+		}
+		if m.val[0] == 'n' {
+			return true // null leaves a plain int64 as it is
+		}
+		n, err := strconv.ParseInt(string(m.val), 10, 64)
+		*dst = n
+		return err == nil
+	})
 }

@@ -105,6 +105,16 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 	if !utf8.Valid(body) {
 		return r, &RequestError{Problem: "body is not valid UTF-8"}
 	}
+	if fast, ok, err := parseMessageRequestFast(body); ok {
+		return fast, err
+	}
+	return parseMessageRequestDecoder(body)
+}
+
+// parseMessageRequestDecoder is the encoding/json path: it words every
+// syntax error (with its byte offset) for bodies the fast path gives up on.
+func parseMessageRequestDecoder(body []byte) (MessageRequest, error) {
+	var r MessageRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {
@@ -113,8 +123,6 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return r, &RequestError{Problem: "body must be a JSON object"}
 	}
-	// A map only once there are many keys: real bodies have a handful, and a
-	// linear scan over thousands of keys would make a crafted body quadratic.
 	var seen map[string]struct{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -125,24 +133,10 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 		if !ok {
 			return r, &RequestError{Problem: "malformed JSON: object key is not a string"}
 		}
-		if len(r.Fields) == 16 {
-			seen = make(map[string]struct{}, 64)
-			for _, f := range r.Fields {
-				seen[f] = struct{}{}
-			}
-		}
-		dup := false
-		if seen != nil {
-			_, dup = seen[key]
-			seen[key] = struct{}{}
-		} else {
-			dup = slices.Contains(r.Fields, key)
-		}
-		if dup {
-			return r, &RequestError{Field: shortField(key), Problem: "appears more than once"}
-		}
-		r.Fields = append(r.Fields, key)
 		var raw json.RawMessage
+		if err := r.addField(key, &seen); err != nil {
+			return r, err
+		}
 		if err := dec.Decode(&raw); err != nil {
 			return r, syntaxError(shortField(key), err)
 		}
@@ -159,6 +153,99 @@ func ParseMessageRequest(body []byte) (MessageRequest, error) {
 	return r, nil
 }
 
+// parseMessageRequestFast is ParseMessageRequest for a body the single-pass
+// scanner can vouch for (a well-formed object, as nearly every real body
+// is): ~10x faster, a handful of allocations. ok is false when the scanner
+// gives up before judging the body; the decoder path then runs and words the
+// syntax error. Errors about fields are the same on both paths: the members
+// are the same and arrive in the same order.
+func parseMessageRequestFast(body []byte) (r MessageRequest, ok bool, err error) {
+	// One copy of the body backs every RawMessage, as the decoder's copies
+	// did: the result never aliases the caller's buffer. Full slice
+	// expressions keep an append to one field from overwriting the next.
+	own := bytes.Clone(body)
+	r.Fields = make([]string, 0, 8)
+	var seen map[string]struct{}
+	ok = scanObject(own, func(m jsonMember) bool {
+		var key string
+		if m.escaped {
+			// Keys are compared decoded ("mod\u0065l" is model), as the
+			// decoder's Token does.
+			if json.Unmarshal(m.key, &key) != nil {
+				return false
+			}
+		} else {
+			key = internKey(m.key[1 : len(m.key)-1])
+		}
+		if err = r.addField(key, &seen); err != nil {
+			return false
+		}
+		if err = r.set(key, m.val[:len(m.val):len(m.val)]); err != nil {
+			return false
+		}
+		return true
+	})
+	if len(r.Fields) == 0 {
+		r.Fields = nil // as the decoder path leaves it
+	}
+	if err != nil {
+		return r, true, err
+	}
+	return r, ok, nil
+}
+
+// internKey avoids an allocation for the field names nearly every body uses.
+func internKey(k []byte) string {
+	switch string(k) {
+	case "model":
+		return "model"
+	case "max_tokens":
+		return "max_tokens"
+	case "stream":
+		return "stream"
+	case "messages":
+		return "messages"
+	case "system":
+		return "system"
+	case "metadata":
+		return "metadata"
+	case "tools":
+		return "tools"
+	case "tool_choice":
+		return "tool_choice"
+	case "thinking":
+		return "thinking"
+	case "temperature":
+		return "temperature"
+	}
+	return string(k)
+}
+
+// addField records key in Fields, refusing a repeat: two "model" keys could
+// let the gateway check one value while the upstream uses the other. A map
+// only once there are many keys: real bodies have a handful, and a linear
+// scan over thousands of keys would make a crafted body quadratic.
+func (r *MessageRequest) addField(key string, seen *map[string]struct{}) error {
+	if len(r.Fields) == 16 {
+		*seen = make(map[string]struct{}, 64)
+		for _, f := range r.Fields {
+			(*seen)[f] = struct{}{}
+		}
+	}
+	dup := false
+	if *seen != nil {
+		_, dup = (*seen)[key]
+		(*seen)[key] = struct{}{}
+	} else {
+		dup = slices.Contains(r.Fields, key)
+	}
+	if dup {
+		return &RequestError{Field: shortField(key), Problem: "appears more than once"}
+	}
+	r.Fields = append(r.Fields, key)
+	return nil
+}
+
 // Has reports whether the body had the top-level key, even with a null value.
 func (r MessageRequest) Has(field string) bool { return slices.Contains(r.Fields, field) }
 
@@ -170,7 +257,7 @@ func (r *MessageRequest) set(key string, raw json.RawMessage) error {
 		if kind != '"' {
 			return bad("must be a string")
 		}
-		if err := json.Unmarshal(raw, &r.Model); err != nil {
+		if err := unquote(raw, &r.Model); err != nil {
 			return bad("must be a string")
 		}
 		if len(r.Model) > maxModelLen {
@@ -294,6 +381,20 @@ func (r *MessageRequest) UnmarshalJSON(b []byte) error {
 	}
 	*r = parsed
 	return nil
+}
+
+// unquote decodes a JSON string, without encoding/json's reflection for the
+// common string that has no escapes and is valid UTF-8 (otherwise
+// encoding/json decodes it, replacing invalid bytes as it always does).
+func unquote(raw []byte, dst *string) error {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		in := raw[1 : len(raw)-1]
+		if bytes.IndexByte(in, '\\') < 0 && bytes.IndexByte(in, '"') < 0 && utf8.Valid(in) {
+			*dst = string(in)
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, dst)
 }
 
 // jsonKind is the first byte of a JSON value: '"', '[', '{', 'n', 't', 'f',

@@ -223,7 +223,7 @@ func checkAddrs(kind string, addrs []string) []error {
 	return errs
 }
 
-// RedactURL returns raw with any password replaced by "redacted", for logs and
+// RedactURL returns raw with any password replaced by "xxxxx", for logs and
 // error messages. It works on strings url.Parse rejects too.
 func RedactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
@@ -243,7 +243,7 @@ func RedactURL(raw string) string {
 	}
 	user, _, hasPass := strings.Cut(rest[:at], ":")
 	if hasPass {
-		user += ":redacted"
+		user += ":xxxxx"
 	}
 	out := user + rest[at:]
 	if ok {
@@ -262,7 +262,7 @@ func redactErr(err error, raw string) string {
 	msg := err.Error()
 	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "redacted")
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
 		}
 	}
 	return strings.ReplaceAll(msg, raw, RedactURL(raw))
