@@ -30,7 +30,9 @@ import (
 func TestReliabilitySIGTERMDrainsRequestsAndStreams(t *testing.T) {
 	mock := testenv.StartMock(t)
 	const drain = 5 * time.Second
-	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_SHUTDOWN_TIMEOUT="+drain.String(),
+	// No shutdown delay: the drain starts at the signal, which the stream
+	// timings below rely on (the delay has its own test).
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_SHUTDOWN_TIMEOUT="+drain.String(), "KEYWARD_SHUTDOWN_DELAY=0s",
 		"KEYWARD_CONFIG="+writeConfig(t, "limits:\n  max_concurrent_streams: 10\n"))
 	c := newClient(t, 30*time.Second)
 
@@ -121,6 +123,41 @@ func TestReliabilitySIGTERMDrainsRequestsAndStreams(t *testing.T) {
 	require.Less(t, exitedAfter, drain+2*time.Second)
 	t.Logf("figure: SIGTERM with %d requests and %d streams in flight: /ready → %s at once; %d/%d requests answered 200; %d/%d short streams complete; %d long streams ended with an error event at %v; exited after %.1f s (timeout %v)",
 		slow, short+long, readyDescr(readyCode, readyText), ok, slow, short, short, long, cut, exitedAfter.Seconds(), drain)
+}
+
+// TestReliabilityReadinessFailsBeforeTheListenerCloses: the contract says
+// GET /ready answers 503 {"status":"draining"} during shutdown, so a load
+// balancer's health check (docker-compose's nginx, an L7 ingress, a kube
+// readiness probe without a preStop hook) takes the replica out before it
+// stops accepting connections. With KEYWARD_SHUTDOWN_DELAY=2s, right after
+// SIGTERM /ready must say 503 draining and a request sent in that window —
+// by a balancer that has not noticed yet — must still be served.
+func TestReliabilityReadinessFailsBeforeTheListenerCloses(t *testing.T) {
+	mock := testenv.StartMock(t)
+	const delay = 2 * time.Second
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_SHUTDOWN_DELAY="+delay.String(), "KEYWARD_SHUTDOWN_TIMEOUT=5s")
+	c := newClient(t, 10*time.Second)
+	o := send(context.Background(), c, gw.URL+"/api/query", queryBody)
+	require.Equal(t, http.StatusOK, o.code, string(o.body))
+
+	gw.Signal(syscall.SIGTERM)
+	sigterm := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	readyCode, readyText := readyBody(gw.URL)
+	late := send(context.Background(), c, gw.URL+"/api/query", queryBody)
+	require.True(t, gw.Wait(delay+7*time.Second), "the gateway exits")
+	exitedAfter := time.Since(sigterm)
+	lateDescr := fmt.Sprint(late.code)
+	if late.err != nil {
+		lateDescr = late.err.Error()
+	}
+	t.Logf("figure: SIGTERM with a %v shutdown delay: /ready → %s 200 ms later; a request sent then → %s; exited after %.1f s",
+		delay, readyDescr(readyCode, readyText), lateDescr, exitedAfter.Seconds())
+	require.Equal(t, http.StatusServiceUnavailable, readyCode, "/ready answers 503 while the gateway drains: %s", readyText)
+	require.Contains(t, readyText, `"status":"draining"`)
+	require.NoError(t, late.err, "a request sent before the balancer noticed is still accepted")
+	require.Equal(t, http.StatusOK, late.code, string(late.body))
+	require.GreaterOrEqual(t, exitedAfter, delay, "the listener stays open for the whole delay")
 }
 
 func containsEvent(events []string, name string) bool {
