@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/pkg/anthropic"
@@ -15,13 +16,10 @@ import (
 // sends an SSE comment so proxies and browsers keep the connection open.
 var heartbeatEvery = 15 * time.Second
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
-type chunk struct {
-	buf *[]byte
-	n   int
-	err error
-}
+// readBufPool holds the per-stream read buffers. 4 KiB is the transport's
+// own read buffer size, so a larger buffer would rarely fill, and each open
+// stream holds one for its whole life.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
 
 // streamEnd says why a pumped stream ended.
 type streamEnd int
@@ -39,74 +37,107 @@ const (
 // read). While the upstream is silent it sends heartbeat comments — only at
 // an event boundary, so they never split an event. It returns why it ended;
 // the caller closes the upstream body.
+//
+// The copy runs in the handler's own goroutine, not in a reader goroutine
+// feeding a channel: that saves a goroutine hand-off per event, and a
+// goroutine with its buffer per open stream. The stream's lifetime, the
+// drain deadline (shutdown) and a heartbeat the client cannot take end the
+// stream from timer callbacks, which close the upstream body (when it is an
+// io.Closer, as an HTTP response body is) to interrupt a blocked read.
 func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader, w io.Writer, flush func(), meter *anthropic.StreamMeter) streamEnd {
-	chunks := make(chan chunk, 1)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			bp := chunkPool.Get().(*[]byte)
-			n, err := body.Read(*bp)
-			select {
-			case chunks <- chunk{buf: bp, n: n, err: err}:
-			case <-done:
-				chunkPool.Put(bp)
-				return
-			}
-			if err != nil {
-				return
+	var ended atomic.Int32 // 0, or the streamEnd a callback decided, plus one
+	interrupt := func(e streamEnd) {
+		if ended.CompareAndSwap(0, int32(e)+1) {
+			if c, ok := body.(io.Closer); ok {
+				_ = c.Close()
 			}
 		}
+	}
+	life := time.AfterFunc(lifetime, func() { interrupt(endLifetime) })
+	defer life.Stop()
+	unwatch := context.AfterFunc(shutdown, func() { interrupt(endShutdown) })
+	defer unwatch()
+
+	// mu orders the heartbeat's writes with the copy loop's: both write to
+	// w, and the heartbeat needs to know where the last chunk ended.
+	var (
+		mu         sync.Mutex
+		atBoundary = true
+		wrote      bool
+		done       bool
+		last       time.Time
+		beat       *time.Timer
+	)
+	mu.Lock()
+	beat = time.AfterFunc(heartbeatEvery, func() {
+		mu.Lock()
+		if done {
+			mu.Unlock()
+			return
+		}
+		// The timer is not reset per chunk (a timer update per event); it
+		// fires on schedule and waits out the rest of a quiet period.
+		if quiet := time.Since(last); wrote && quiet < heartbeatEvery {
+			beat.Reset(heartbeatEvery - quiet)
+			mu.Unlock()
+			return
+		}
+		if wrote && atBoundary {
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+				mu.Unlock()
+				interrupt(endClientGone)
+				return
+			}
+			flush()
+		}
+		beat.Reset(heartbeatEvery)
+		mu.Unlock()
+	})
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		beat.Stop()
 	}()
 
-	life := time.NewTimer(lifetime)
-	defer life.Stop()
-	beat := time.NewTicker(heartbeatEvery)
-	defer beat.Stop()
-	atBoundary := true
-	wrote := false
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	buf := *bp
 	for {
-		select {
-		case ch := <-chunks:
-			if ch.n > 0 {
-				p := (*ch.buf)[:ch.n]
-				_, _ = meter.Write(p)
-				if _, werr := w.Write(p); werr != nil {
-					chunkPool.Put(ch.buf)
-					return endClientGone
-				}
-				flush()
-				wrote = true
-				atBoundary = endsEvent(p)
-				beat.Reset(heartbeatEvery)
-			}
-			chunkPool.Put(ch.buf)
-			if ch.err != nil {
-				if errors.Is(ch.err, io.EOF) {
-					if meter.Completed() || meter.ErrorType() != "" {
-						return endComplete
-					}
-					return endUpstream // closed before message_stop
-				}
-				if ctx.Err() != nil {
-					return endClientGone
-				}
-				return endUpstream
-			}
-		case <-beat.C:
-			if wrote && atBoundary {
-				if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
-					return endClientGone
-				}
+		n, err := body.Read(buf)
+		if n > 0 {
+			// Bytes that arrived are metered and passed on even when the
+			// stream is ending: what was seen is what gets billed.
+			p := buf[:n]
+			mu.Lock()
+			_, _ = meter.Write(p)
+			_, werr := w.Write(p)
+			if werr == nil {
 				flush()
 			}
-		case <-life.C:
-			return endLifetime
-		case <-ctx.Done():
-			return endClientGone
-		case <-shutdown.Done():
-			return endShutdown
+			wrote, atBoundary, last = true, endsEvent(p), time.Now()
+			mu.Unlock()
+			if werr != nil {
+				return endClientGone
+			}
 		}
+		if e := ended.Load(); e != 0 {
+			return streamEnd(e - 1)
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			if meter.Completed() || meter.ErrorType() != "" {
+				return endComplete
+			}
+			return endUpstream // closed before message_stop
+		}
+		if ctx.Err() != nil {
+			return endClientGone
+		}
+		return endUpstream
 	}
 }
 
