@@ -27,7 +27,7 @@ else
   upstream="the real Claude API"
 fi
 
-./bin/gateway &
+KEYWARD_SHUTDOWN_DELAY=${KEYWARD_SHUTDOWN_DELAY:-0s} ./bin/gateway &
 pids+=($!)
 DASHBOARD_GATEWAY_URL=${DASHBOARD_GATEWAY_URL:-http://localhost:$GW_PORT} ./bin/dashboard &
 pids+=($!)

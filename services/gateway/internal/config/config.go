@@ -92,6 +92,7 @@ type Config struct {
 	MaxAPIBodyBytes   int64 // /api/* bodies
 	MaxStreamDuration time.Duration
 	ShutdownTimeout   time.Duration
+	ShutdownDelay     time.Duration // serve on with /ready failing after SIGTERM; ShutdownTimeout starts after it
 	HeaderTimeout     time.Duration // upstream: time to response headers
 	RequestTimeout    time.Duration // upstream: whole non-streaming call incl. retries
 	MaxRetries        int
@@ -197,6 +198,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	c.BreakerCooldown = durVar(&p, get, "KEYWARD_UPSTREAM_BREAKER_COOLDOWN", 30*time.Second)
 	c.MaxStreamDuration = durVar(&p, get, "KEYWARD_MAX_STREAM_DURATION", 5*time.Minute)
 	c.ShutdownTimeout = durVar(&p, get, "KEYWARD_SHUTDOWN_TIMEOUT", 30*time.Second)
+	c.ShutdownDelay = nonNegativeDurVar(&p, get, "KEYWARD_SHUTDOWN_DELAY", 2*time.Second)
 	c.HeaderTimeout = durVar(&p, get, "KEYWARD_UPSTREAM_HEADER_TIMEOUT", 60*time.Second)
 	c.RequestTimeout = durVar(&p, get, "KEYWARD_UPSTREAM_TIMEOUT", 10*time.Minute)
 	c.AuthRequired = boolVar(&p, get, "KEYWARD_AUTH_REQUIRED", false)
@@ -422,6 +424,20 @@ func durVar(p *problems, get func(string, string) string, name string, def time.
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		p.addf("%s %q: want a positive duration like 30s or 5m", name, v)
+		return def
+	}
+	return d
+}
+
+// nonNegativeDurVar is durVar for settings where 0 means "none".
+func nonNegativeDurVar(p *problems, get func(string, string) string, name string, def time.Duration) time.Duration {
+	v := get(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.addf("%s %q: want a duration ≥ 0 like 0s or 5s", name, v)
 		return def
 	}
 	return d

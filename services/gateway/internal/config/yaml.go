@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sort"
 
@@ -83,8 +84,8 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 	} else if f.Limits.MaxInflight > 0 {
 		c.MaxInflight = f.Limits.MaxInflight
 	}
-	if f.Limits.GlobalDailyBudgetUSD < 0 {
-		p.addf("limits.global_daily_budget_usd must be ≥ 0")
+	if !validUSD(f.Limits.GlobalDailyBudgetUSD) {
+		p.addf("limits.global_daily_budget_usd must be ≥ 0 and finite")
 	}
 	names := make([]string, 0, len(f.Tiers))
 	for n := range f.Tiers {
@@ -107,15 +108,15 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 		}
 	}
 	for model, pr := range f.Prices {
-		if pr.Input < 0 || pr.Output < 0 || pr.CacheRead < 0 || pr.CacheWrite5m < 0 || pr.CacheWrite1h < 0 {
-			p.addf("prices.%s: prices must be ≥ 0", model)
+		if !validUSD(pr.Input) || !validUSD(pr.Output) || !validUSD(pr.CacheRead) || !validUSD(pr.CacheWrite5m) || !validUSD(pr.CacheWrite1h) {
+			p.addf("prices.%s: prices must be ≥ 0 and finite", model)
 			continue
 		}
 		c.Prices[model] = anthropic.Price{Input: pr.Input, CacheWrite5m: pr.CacheWrite5m, CacheWrite1h: pr.CacheWrite1h, CacheRead: pr.CacheRead, Output: pr.Output}
 	}
 	if f.Alerts.SpendUSDPerHour != nil {
-		if *f.Alerts.SpendUSDPerHour < 0 {
-			p.addf("alerts.spend_usd_per_hour must be ≥ 0")
+		if !validUSD(*f.Alerts.SpendUSDPerHour) {
+			p.addf("alerts.spend_usd_per_hour must be ≥ 0 and finite")
 		}
 		c.SpendAlertPerHour = *f.Alerts.SpendUSDPerHour
 	}
@@ -141,11 +142,16 @@ func (l limitsYAML) policy(p *problems, where, name string) (ratelimit.Policy, i
 	if l.TokensPerMinute < 0 {
 		p.addf("%s.tokens_per_minute must be ≥ 0", where)
 	}
-	if l.DailyBudgetUSD < 0 {
-		p.addf("%s.daily_budget_usd must be ≥ 0", where)
+	if !validUSD(l.DailyBudgetUSD) {
+		p.addf("%s.daily_budget_usd must be ≥ 0 and finite", where)
 	}
 	if l.MaxConcurrentStreams < 0 {
 		p.addf("%s.max_concurrent_streams must be ≥ 0", where)
 	}
 	return pol, l.MaxConcurrentStreams
 }
+
+// validUSD rejects negative amounts and also NaN and ±Inf, which YAML spells
+// .nan and .inf: a NaN budget never compares as exceeded and a NaN price
+// turns every cost metric into NaN.
+func validUSD(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }

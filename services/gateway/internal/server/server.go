@@ -300,9 +300,10 @@ func (s *Server) readyCheck() (bool, map[string]any) {
 	return true, body
 }
 
-// Run serves until ctx ends, then drains: readiness flips to 503 first,
-// in-flight requests finish, open streams get until the drain deadline and
-// then end with an SSE error event, and the listeners close.
+// Run serves until ctx ends, then drains: readiness flips to 503 first and
+// the gateway keeps serving for KEYWARD_SHUTDOWN_DELAY so load balancers can
+// notice; then the listener closes, in-flight requests finish, and open
+// streams get until the drain deadline and then end with an SSE error event.
 func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 	pub := newHTTPServer(s.engine)
 	mux := http.NewServeMux()
@@ -322,6 +323,16 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 		s.log.Error("listener failed", "error", runErr.Error())
 	}
 	s.draining.Store(true)
+	// From here on every answer closes its connection: a keep-alive
+	// connection left idle would race the listener's close, and a request a
+	// load balancer sends on it at that moment would be lost.
+	pub.SetKeepAlivesEnabled(false)
+	if d := s.cfg.ShutdownDelay; d > 0 && runErr == nil {
+		// /ready already answers 503 "draining"; keep serving until load
+		// balancers have seen it and stopped routing here.
+		s.log.Info("shutting down: readiness failing, still serving", "delay", d.String())
+		time.Sleep(d)
+	}
 	s.log.Info("shutting down: draining in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

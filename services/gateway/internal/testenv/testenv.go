@@ -123,7 +123,11 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
-func start(tb testing.TB, name, bin string, env []string, healthURL string) *Proc {
+// errPortTaken reports that the process lost the race for its port to
+// another process on this (shared) machine; the caller retries elsewhere.
+var errPortTaken = fmt.Errorf("port taken")
+
+func start(tb testing.TB, name, bin string, env []string, healthURL string, port int) (*Proc, error) {
 	tb.Helper()
 	p := &Proc{Name: name, logs: &syncBuffer{}, done: make(chan struct{}), tb: tb}
 	p.cmd = exec.Command(bin)
@@ -134,30 +138,35 @@ func start(tb testing.TB, name, bin string, env []string, healthURL string) *Pro
 		tb.Fatalf("starting %s: %v", name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	tb.Cleanup(func() {
-		p.Stop()
-		if tb.Failed() {
-			tb.Logf("--- %s logs ---\n%s", name, tail(p.Logs(), 60))
-		}
-	})
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
+			if strings.Contains(p.Logs(), "address already in use") {
+				return nil, errPortTaken
+			}
 			tb.Fatalf("%s exited during start-up:\n%s", name, p.Logs())
 		default:
 		}
 		resp, err := http.Get(healthURL)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
+			// The answer must come from our child: it logs the port it bound.
+			if resp.StatusCode == http.StatusOK && strings.Contains(p.Logs(), ":"+strconv.Itoa(port)) {
+				tb.Cleanup(func() {
+					p.Stop()
+					if tb.Failed() {
+						tb.Logf("--- %s logs ---\n%s", name, tail(p.Logs(), 60))
+					}
+				})
+				return p, nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	p.Kill()
 	tb.Fatalf("%s did not become healthy at %s:\n%s", name, healthURL, p.Logs())
-	return nil
+	return nil, nil
 }
 
 // MockKey is the key the test mock accepts.
@@ -166,12 +175,20 @@ const MockKey = "sk-ant-test-SERVERKEY-0123456789abcdef"
 // StartMock starts the mock upstream with MockKey and extra env (KEY=VALUE).
 func StartMock(tb testing.TB, env ...string) *Proc {
 	tb.Helper()
-	port := redistest.FreePort(tb)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	e := append([]string{"MOCKANTHROPIC_ADDR=" + addr, "MOCKANTHROPIC_API_KEY=" + MockKey}, env...)
-	p := start(tb, "mockanthropic", filepath.Join(Binaries(tb), "mockanthropic"), e, "http://"+addr+"/_mock/health")
-	p.URL, p.Port = "http://"+addr, port
-	return p
+	for attempt := 0; ; attempt++ {
+		port := redistest.FreePort(tb)
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		e := append([]string{"MOCKANTHROPIC_ADDR=" + addr, "MOCKANTHROPIC_API_KEY=" + MockKey}, env...)
+		p, err := start(tb, "mockanthropic", filepath.Join(Binaries(tb), "mockanthropic"), e, "http://"+addr+"/_mock/health", port)
+		if err != nil {
+			if attempt < 3 {
+				continue
+			}
+			tb.Fatalf("mockanthropic: no free port after %d attempts", attempt+1)
+		}
+		p.URL, p.Port = "http://"+addr, port
+		return p
+	}
 }
 
 // Gateway is a running gateway process.
@@ -184,18 +201,27 @@ type Gateway struct {
 // Defaults: the MockKey as ANTHROPIC_API_KEY, a generous rate limit, debug-free logs.
 func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 	tb.Helper()
-	port, mport := redistest.FreePort(tb), redistest.FreePort(tb)
-	base := []string{
-		"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
-		"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
-		"KEYWARD_UPSTREAM_URL=" + upstream,
-		"ANTHROPIC_API_KEY=" + MockKey,
-		"KEYWARD_RATE_LIMIT=1000/60s",
+	for attempt := 0; ; attempt++ {
+		port, mport := redistest.FreePort(tb), redistest.FreePort(tb)
+		base := []string{
+			"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
+			"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
+			"KEYWARD_UPSTREAM_URL=" + upstream,
+			"ANTHROPIC_API_KEY=" + MockKey,
+			"KEYWARD_RATE_LIMIT=1000/60s",
+			"KEYWARD_SHUTDOWN_DELAY=0s", // tests stop many gateways; readiness tests set their own
+		}
+		url := "http://127.0.0.1:" + strconv.Itoa(port)
+		p, err := start(tb, "gateway", filepath.Join(Binaries(tb), "gateway"), mergeEnv(base, env), url+"/health", port)
+		if err != nil {
+			if attempt < 3 {
+				continue
+			}
+			tb.Fatalf("gateway: no free port after %d attempts", attempt+1)
+		}
+		p.URL, p.Port = url, port
+		return &Gateway{Proc: p, MetricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"}
 	}
-	// Later entries win in exec env handling only for duplicates in our merge.
-	p := start(tb, "gateway", filepath.Join(Binaries(tb), "gateway"), mergeEnv(base, env), "http://127.0.0.1:"+strconv.Itoa(port)+"/health")
-	p.URL, p.Port = "http://127.0.0.1:"+strconv.Itoa(port), port
-	return &Gateway{Proc: p, MetricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"}
 }
 
 // mergeEnv overrides base entries with same-named extra entries; an entry
