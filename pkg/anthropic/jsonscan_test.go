@@ -110,6 +110,51 @@ func requireSameMeter(t *testing.T, body []byte) {
 	require.Equal(t, sm, fm, "model differs for %q", body)
 }
 
+var eventCases = []string{
+	`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":10,"output_tokens":1}}}`,
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}`,
+	`{"message":null}`, `{"message":"x"}`, `{"message":{"model":null,"usage":null}}`, `{"message":{"model":5}}`, `{"Message":{"model":"m"}}`,
+	`{"message":{"model":"a"},"message":{"usage":{"input_tokens":1}}}`, `{"delta":null,"usage":{"output_tokens":3}}`, `{"delta":{"stop_reason":null}}`,
+	`{"delta":{"stop_reason":7}}`, `{"delta":{"Stop_Reason":"x"}}`, `{"delta":[],"usage":{}}`, `{"usage":{"output_tokens":"9"}}`, `[]`, `{"delta":{"stop_reason":"a\u00e9"}}`,
+}
+
+// The stream meter's message_start and message_delta fast paths read what
+// encoding/json reads.
+func TestStreamEventFastPathsMatchDecoder(t *testing.T) {
+	for _, c := range eventCases {
+		requireSameEvents(t, []byte(c))
+	}
+	_, _, ok := messageStartFast([]byte(eventCases[0]))
+	require.True(t, ok)
+	_, _, ok = messageDeltaFast([]byte(eventCases[1]))
+	require.True(t, ok)
+}
+
+func overlaid(uj *usageJSON) *Usage {
+	if uj == nil {
+		return nil
+	}
+	var u Usage
+	uj.overlay(&u)
+	return &u
+}
+
+func requireSameEvents(t *testing.T, data []byte) {
+	t.Helper()
+	if model, uj, ok := messageStartFast(data); ok {
+		smodel, suj, sok := messageStartDecoder(data)
+		require.True(t, sok, "fast path read a message_start encoding/json rejects: %q", data)
+		require.Equal(t, smodel, model, "%q", data)
+		require.Equal(t, overlaid(suj), overlaid(uj), "%q", data)
+	}
+	if stop, uj, ok := messageDeltaFast(data); ok {
+		sstop, suj, sok := messageDeltaDecoder(data)
+		require.True(t, sok, "fast path read a message_delta encoding/json rejects: %q", data)
+		require.Equal(t, sstop, stop, "%q", data)
+		require.Equal(t, overlaid(suj), overlaid(uj), "%q", data)
+	}
+}
+
 func TestParseMessageRequestDoesNotAliasBody(t *testing.T) {
 	body := []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5}`)
 	r, err := ParseMessageRequest(body)
@@ -124,10 +169,11 @@ func TestParseMessageRequestDoesNotAliasBody(t *testing.T) {
 }
 
 // FuzzScanObjectMatchesEncodingJSON: the scanner never vouches for a body
-// encoding/json rejects, and where it does, ParseMessageRequest and
-// MeterJSON give exactly what their encoding/json paths give.
+// encoding/json rejects, and where it does, ParseMessageRequest, MeterJSON
+// and the stream meter's event decoding give exactly what their
+// encoding/json paths give.
 func FuzzScanObjectMatchesEncodingJSON(f *testing.F) {
-	for _, c := range append(scannerCases, meterCases...) {
+	for _, c := range append(append(scannerCases, meterCases...), eventCases...) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -136,5 +182,6 @@ func FuzzScanObjectMatchesEncodingJSON(f *testing.F) {
 		}
 		requireSameParse(t, body)
 		requireSameMeter(t, body)
+		requireSameEvents(t, body)
 	})
 }

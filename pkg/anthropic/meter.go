@@ -274,6 +274,21 @@ func (u *usageJSON) overlay(dst *Usage) {
 }
 
 func (m *StreamMeter) onMessageStart(data []byte) {
+	model, uj, ok := messageStartFast(data)
+	if !ok {
+		if model, uj, ok = messageStartDecoder(data); !ok {
+			return
+		}
+	}
+	m.model = model
+	if uj != nil {
+		m.usage = Usage{}
+		uj.overlay(&m.usage)
+	}
+	m.estUnits, m.estDeltas = 0, 0
+}
+
+func messageStartDecoder(data []byte) (string, *usageJSON, bool) {
 	var v struct {
 		Message struct {
 			Model string     `json:"model"`
@@ -281,17 +296,64 @@ func (m *StreamMeter) onMessageStart(data []byte) {
 		} `json:"message"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return
+		return "", nil, false
 	}
-	m.model = v.Message.Model
-	if v.Message.Usage != nil {
-		m.usage = Usage{}
-		v.Message.Usage.overlay(&m.usage)
-	}
-	m.estUnits, m.estDeltas = 0, 0
+	return v.Message.Model, v.Message.Usage, true
 }
 
+// messageStartFast is messageStartDecoder in one pass, for payloads it can
+// read exactly as encoding/json would (ok false otherwise): one of the two
+// JSON decodes per stream that the meter cannot avoid.
+func messageStartFast(data []byte) (model string, uj *usageJSON, ok bool) {
+	var msg []byte
+	if !fieldsFast(data, messageKeys[:], func(_ int, v []byte) bool { msg = v; return true }) {
+		return "", nil, false
+	}
+	switch {
+	case msg == nil || msg[0] == 'n':
+		return "", nil, true
+	case msg[0] != '{':
+		return "", nil, false
+	}
+	ok = fieldsFast(msg, modelUsageKeys[:], func(i int, v []byte) bool {
+		if i == 0 {
+			return stringOrNull(v, &model)
+		}
+		var fine bool
+		uj, fine = usageOrNull(v)
+		return fine
+	})
+	return model, uj, ok
+}
+
+var (
+	messageKeys    = [...]string{"message"}
+	modelUsageKeys = [...]string{"model", "usage"}
+	deltaUsageKeys = [...]string{"delta", "usage"}
+	stopReasonKeys = [...]string{"stop_reason"}
+	typeModelUsage = [...]string{"type", "model", "usage"}
+)
+
 func (m *StreamMeter) onMessageDelta(data []byte) {
+	stop, uj, ok := messageDeltaFast(data)
+	if !ok {
+		if stop, uj, ok = messageDeltaDecoder(data); !ok {
+			return
+		}
+	}
+	if stop != nil {
+		m.stopReason = *stop
+	}
+	if uj != nil {
+		uj.overlay(&m.usage)
+		if uj.OutputTokens != nil {
+			// The cumulative count includes everything seen so far.
+			m.estUnits, m.estDeltas = 0, 0
+		}
+	}
+}
+
+func messageDeltaDecoder(data []byte) (*string, *usageJSON, bool) {
 	var v struct {
 		Delta struct {
 			StopReason *string `json:"stop_reason"`
@@ -299,18 +361,86 @@ func (m *StreamMeter) onMessageDelta(data []byte) {
 		Usage *usageJSON `json:"usage"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return
+		return nil, nil, false
 	}
-	if v.Delta.StopReason != nil {
-		m.stopReason = *v.Delta.StopReason
-	}
-	if v.Usage != nil {
-		v.Usage.overlay(&m.usage)
-		if v.Usage.OutputTokens != nil {
-			// The cumulative count includes everything seen so far.
-			m.estUnits, m.estDeltas = 0, 0
+	return v.Delta.StopReason, v.Usage, true
+}
+
+// messageDeltaFast is messageDeltaDecoder in one pass (ok false when unsure).
+func messageDeltaFast(data []byte) (stop *string, uj *usageJSON, ok bool) {
+	ok = fieldsFast(data, deltaUsageKeys[:], func(i int, v []byte) bool {
+		if i == 1 {
+			var fine bool
+			uj, fine = usageOrNull(v)
+			return fine
 		}
+		switch v[0] {
+		case 'n':
+			return true
+		case '{':
+			return fieldsFast(v, stopReasonKeys[:], func(_ int, sv []byte) bool {
+				if sv[0] == 'n' {
+					stop = nil
+					return true
+				}
+				s := new(string)
+				stop = s
+				return sv[0] == '"' && unquote(sv, s) == nil
+			})
+		}
+		return false
+	})
+	return stop, uj, ok
+}
+
+// fieldsFast scans the object obj once and hands the value of each wanted
+// key (by its index in want) to fn. It gives up — false, so the caller
+// falls back to encoding/json — on anything encoding/json might read
+// differently: an escaped key, a wanted key twice (encoding/json keeps the
+// last), or a key that its case-insensitive matching would take for a
+// wanted one ("Usage").
+func fieldsFast(obj []byte, want []string, fn func(i int, val []byte) bool) bool {
+	var seen uint32
+	return scanObject(obj, func(m jsonMember) bool {
+		if m.escaped {
+			return false
+		}
+		k := m.key[1 : len(m.key)-1]
+		for i, w := range want {
+			if string(k) == w {
+				if seen&(1<<i) != 0 {
+					return false
+				}
+				seen |= 1 << i
+				return fn(i, m.val)
+			}
+			if bytes.EqualFold(k, []byte(w)) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// stringOrNull decodes a JSON string into dst; null leaves dst as it is.
+func stringOrNull(v []byte, dst *string) bool {
+	switch v[0] {
+	case 'n':
+		return true
+	case '"':
+		return unquote(v, dst) == nil
 	}
+	return false
+}
+
+func usageOrNull(v []byte) (*usageJSON, bool) {
+	switch v[0] {
+	case 'n':
+		return nil, true
+	case '{':
+		return usageFast(v)
+	}
+	return nil, false
 }
 
 func (m *StreamMeter) onError(data []byte) {
@@ -458,68 +588,23 @@ func meterResult(typ, model string, uj *usageJSON) (Usage, string, error) {
 // kinds, no other key that encoding/json's case-insensitive matching would
 // take for one of them; otherwise ok is false.
 func meterJSONFast(body []byte) (u Usage, model string, ok bool, err error) {
-	var typ, usage []byte
-	var seenType, seenModel bool
-	fine := scanObject(body, func(m jsonMember) bool {
-		if m.escaped {
-			return false
+	var typ string
+	var uj *usageJSON
+	fine := fieldsFast(body, typeModelUsage[:], func(i int, v []byte) bool {
+		switch i {
+		case 0:
+			return stringOrNull(v, &typ)
+		case 1:
+			return stringOrNull(v, &model)
 		}
-		k := m.key[1 : len(m.key)-1]
-		var dst *[]byte
-		switch string(k) {
-		case "type":
-			if seenType {
-				return false
-			}
-			seenType, dst = true, &typ
-		case "model":
-			if seenModel {
-				return false
-			}
-			seenModel = true
-			switch m.val[0] {
-			case 'n':
-				return true
-			case '"':
-				return unquote(m.val, &model) == nil
-			}
-			return false
-		case "usage":
-			if usage != nil {
-				return false
-			}
-			dst = &usage
-		default:
-			// "Type" or "USAGE" would match a field in encoding/json.
-			return !bytes.EqualFold(k, []byte("type")) && !bytes.EqualFold(k, []byte("model")) && !bytes.EqualFold(k, []byte("usage"))
-		}
-		*dst = m.val
-		return true
+		var ok bool
+		uj, ok = usageOrNull(v)
+		return ok
 	})
 	if !fine {
 		return Usage{}, "", false, nil
 	}
-	var t string
-	switch {
-	case typ == nil || typ[0] == 'n':
-	case typ[0] == '"':
-		if unquote(typ, &t) != nil {
-			return Usage{}, "", false, nil
-		}
-	default:
-		return Usage{}, "", false, nil
-	}
-	var uj *usageJSON
-	switch {
-	case usage == nil || usage[0] == 'n':
-	case usage[0] == '{':
-		if uj, ok = usageFast(usage); !ok {
-			return Usage{}, "", false, nil
-		}
-	default:
-		return Usage{}, "", false, nil
-	}
-	u, model, err = meterResult(t, model, uj)
+	u, model, err = meterResult(typ, model, uj)
 	return u, model, true, err
 }
 
