@@ -21,7 +21,7 @@ import (
 
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/proxyclient"
-	"github.com/keyward/keyward/pkg/proxyclient/stacktest"
+	"github.com/keyward/keyward/pkg/stacktest"
 )
 
 // attempt is one HTTP exchange as the client's transport saw it.

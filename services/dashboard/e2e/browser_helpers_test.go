@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/proxyclient/stacktest"
+	"github.com/keyward/keyward/pkg/stacktest"
 )
 
 // chromiumPath finds Debian's chromium. Without it the browser tests skip

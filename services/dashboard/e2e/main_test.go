@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keyward/keyward/pkg/proxyclient/stacktest"
+	"github.com/keyward/keyward/pkg/stacktest"
 )
 
 var (

@@ -1,58 +1,40 @@
 // Package testenv starts the real binaries — mock upstream, gateway — on free
-// loopback ports for end-to-end and reliability tests.
+// loopback ports for end-to-end and reliability tests. It is the gateway's
+// layer over pkg/stacktest, which the dashboard and client tests share.
 package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/pkg/redistest"
+	"github.com/keyward/keyward/pkg/stacktest"
 )
 
 var (
 	buildOnce sync.Once
+	bins      map[string]string
 	binDir    string
 	buildErr  error
 )
 
-// Binaries builds bin/gateway and bin/mockanthropic once per test process
-// (from the workspace root) and returns the directory holding them.
+// Binaries builds the gateway and the mock once per test process (from the
+// workspace root) and returns the directory holding them.
 func Binaries(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		root, err := repoRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir, err = os.MkdirTemp("", "keyward-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		for _, b := range []string{"gateway", "mockanthropic"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "./services/"+b+"/cmd/"+b)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("building %s: %v\n%s", b, err, out)
-				return
-			}
+		binDir, buildErr = os.MkdirTemp("", "keyward-bin-")
+		if buildErr == nil {
+			bins, buildErr = stacktest.BuildBinaries(binDir, stacktest.GatewayPkg, stacktest.MockPkg)
 		}
 	})
 	if buildErr != nil {
@@ -61,112 +43,30 @@ func Binaries(tb testing.TB) string {
 	return binDir
 }
 
-func repoRoot() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.work not found above %s", file)
-		}
-		dir = parent
-	}
+func bin(tb testing.TB, pkg string) string {
+	tb.Helper()
+	Binaries(tb)
+	return bins[pkg]
 }
 
 // Proc is a running binary.
 type Proc struct {
-	Name string
-	URL  string // http://127.0.0.1:port of the main listener
-	Port int
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-	tb   testing.TB
+	*stacktest.Process
 }
 
-// Logs returns everything the process wrote so far.
-func (p *Proc) Logs() string { return p.logs.String() }
-
-// Signal sends sig to the process.
-func (p *Proc) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// Wait waits for the process to exit (up to d) and reports whether it did.
-func (p *Proc) Wait(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-// Stop terminates the process (SIGTERM, then SIGKILL after 10 s).
-func (p *Proc) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.Signal(syscall.SIGTERM)
-	if !p.Wait(10 * time.Second) {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// Kill stops the process at once.
-func (p *Proc) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// errPortTaken reports that the process lost the race for its port to
-// another process on this (shared) machine; the caller retries elsewhere.
-var errPortTaken = fmt.Errorf("port taken")
-
-func start(tb testing.TB, name, bin string, env []string, healthURL string, port int) (*Proc, error) {
+// startRetrying starts a process on fresh ports until it wins its port
+// (another process on a shared machine can take a "free" one first).
+func startRetrying(tb testing.TB, spec func() stacktest.Spec) *stacktest.Process {
 	tb.Helper()
-	p := &Proc{Name: name, logs: &syncBuffer{}, done: make(chan struct{}), tb: tb}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p.cmd.Dir = tb.TempDir() // no stray .env
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			if strings.Contains(p.Logs(), "address already in use") {
-				return nil, errPortTaken
-			}
-			tb.Fatalf("%s exited during start-up:\n%s", name, p.Logs())
-		default:
-		}
-		resp, err := http.Get(healthURL)
+	for attempt := 1; ; attempt++ {
+		p, err := stacktest.TryStart(tb, spec())
 		if err == nil {
-			resp.Body.Close()
-			// The answer must come from our child: it logs the port it bound.
-			if resp.StatusCode == http.StatusOK && strings.Contains(p.Logs(), ":"+strconv.Itoa(port)) {
-				tb.Cleanup(func() {
-					p.Stop()
-					if tb.Failed() {
-						tb.Logf("--- %s logs ---\n%s", name, tail(p.Logs(), 60))
-					}
-				})
-				return p, nil
-			}
+			return p
 		}
-		time.Sleep(20 * time.Millisecond)
+		if !errors.Is(err, stacktest.ErrPortTaken) || attempt == 4 {
+			tb.Fatalf("%v", err)
+		}
 	}
-	p.Kill()
-	tb.Fatalf("%s did not become healthy at %s:\n%s", name, healthURL, p.Logs())
-	return nil, nil
 }
 
 // MockKey is the key the test mock accepts.
@@ -175,20 +75,12 @@ const MockKey = "sk-ant-test-SERVERKEY-0123456789abcdef"
 // StartMock starts the mock upstream with MockKey and extra env (KEY=VALUE).
 func StartMock(tb testing.TB, env ...string) *Proc {
 	tb.Helper()
-	for attempt := 0; ; attempt++ {
-		port := redistest.FreePort(tb)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		e := append([]string{"MOCKANTHROPIC_ADDR=" + addr, "MOCKANTHROPIC_API_KEY=" + MockKey}, env...)
-		p, err := start(tb, "mockanthropic", filepath.Join(Binaries(tb), "mockanthropic"), e, "http://"+addr+"/_mock/health", port)
-		if err != nil {
-			if attempt < 3 {
-				continue
-			}
-			tb.Fatalf("mockanthropic: no free port after %d attempts", attempt+1)
-		}
-		p.URL, p.Port = "http://"+addr, port
-		return p
-	}
+	p := startRetrying(tb, func() stacktest.Spec {
+		port := stacktest.FreePort(tb)
+		e := envMap(mergeEnv([]string{"MOCKANTHROPIC_ADDR=127.0.0.1:" + strconv.Itoa(port), "MOCKANTHROPIC_API_KEY=" + MockKey}, env))
+		return stacktest.Spec{Name: "mockanthropic", Bin: bin(tb, stacktest.MockPkg), Port: port, HealthPath: "/_mock/health", Env: e}
+	})
+	return &Proc{p}
 }
 
 // Gateway is a running gateway process.
@@ -197,12 +89,15 @@ type Gateway struct {
 	MetricsURL string
 }
 
-// StartGateway starts a gateway against upstream with the given extra env.
-// Defaults: the MockKey as ANTHROPIC_API_KEY, a generous rate limit, debug-free logs.
+// StartGateway starts a gateway against upstream with the given extra env
+// ("NAME=VALUE"; "NAME=" removes a default). Defaults: MockKey as
+// ANTHROPIC_API_KEY, a generous rate limit, no shutdown delay.
 func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 	tb.Helper()
-	for attempt := 0; ; attempt++ {
-		port, mport := redistest.FreePort(tb), redistest.FreePort(tb)
+	var metricsURL string
+	p := startRetrying(tb, func() stacktest.Spec {
+		port, mport := stacktest.FreePort(tb), stacktest.FreePort(tb)
+		metricsURL = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
 		base := []string{
 			"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
 			"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
@@ -211,17 +106,18 @@ func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 			"KEYWARD_RATE_LIMIT=1000/60s",
 			"KEYWARD_SHUTDOWN_DELAY=0s", // tests stop many gateways; readiness tests set their own
 		}
-		url := "http://127.0.0.1:" + strconv.Itoa(port)
-		p, err := start(tb, "gateway", filepath.Join(Binaries(tb), "gateway"), mergeEnv(base, env), url+"/health", port)
-		if err != nil {
-			if attempt < 3 {
-				continue
-			}
-			tb.Fatalf("gateway: no free port after %d attempts", attempt+1)
-		}
-		p.URL, p.Port = url, port
-		return &Gateway{Proc: p, MetricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"}
+		return stacktest.Spec{Name: "gateway", Bin: bin(tb, stacktest.GatewayPkg), Port: port, HealthPath: "/health", Env: envMap(mergeEnv(base, env))}
+	})
+	return &Gateway{Proc: &Proc{p}, MetricsURL: metricsURL}
+}
+
+func envMap(kvs []string) map[string]string {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
 	}
+	return m
 }
 
 // mergeEnv overrides base entries with same-named extra entries; an entry
@@ -317,14 +213,10 @@ func (p *Proc) Requests(tb testing.TB) []MockRequest {
 	var wrapped struct {
 		Requests []MockRequest `json:"requests"`
 	}
-	if err := json.Unmarshal(b, &wrapped); err == nil && wrapped.Requests != nil {
-		return wrapped.Requests
+	if err := json.Unmarshal(b, &wrapped); err != nil {
+		tb.Fatalf("decoding mock requests: %v", err)
 	}
-	var list []MockRequest
-	if err := json.Unmarshal(b, &list); err != nil {
-		tb.Fatalf("decoding mock requests %q: %v", tail(string(b), 5), err)
-	}
-	return list
+	return wrapped.Requests
 }
 
 // MockPost posts JSON to a mock admin endpoint (/_mock/faults, /_mock/reset, …).
@@ -375,29 +267,4 @@ func Do(tb testing.TB, method, url string, hdr map[string]string, body string) (
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

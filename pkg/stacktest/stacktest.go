@@ -126,10 +126,25 @@ type Process struct {
 // FreePort returns a free loopback TCP port (never 6379).
 func FreePort(tb testing.TB) int { return redistest.FreePort(tb) }
 
+// ErrPortTaken reports that a process lost the race for its port to
+// another process on this (shared) machine; pick another port and retry.
+var ErrPortTaken = errors.New("port already in use")
+
 // Start runs spec, waits until its health path answers 200 and stops the
 // process when the test ends. It fails the test, with the process's log,
 // when the process exits or is not healthy within 30 s.
 func Start(tb testing.TB, spec Spec) *Process {
+	tb.Helper()
+	p, err := TryStart(tb, spec)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return p
+}
+
+// TryStart is Start that returns ErrPortTaken (instead of failing the test)
+// when the process could not bind its port, so the caller can retry.
+func TryStart(tb testing.TB, spec Spec) (*Process, error) {
 	tb.Helper()
 	p := &Process{
 		Name: spec.Name,
@@ -149,25 +164,29 @@ func Start(tb testing.TB, spec Spec) *Process {
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("starting %s: %v", spec.Name, err)
+		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
 	}
 	p.cmd = cmd
 	go func() {
 		_ = cmd.Wait()
 		close(p.done)
 	}()
+	if spec.HealthPath != "" {
+		if err := p.waitHealthy(spec.HealthPath, 30*time.Second); err != nil {
+			p.Kill()
+			if strings.Contains(p.Logs(), "address already in use") {
+				return nil, fmt.Errorf("%s: %w", spec.Name, ErrPortTaken)
+			}
+			return nil, fmt.Errorf("%s did not become healthy: %w\n--- %s log ---\n%s", spec.Name, err, spec.Name, tail(p.Logs(), 8000))
+		}
+	}
 	tb.Cleanup(func() {
 		p.Stop()
 		if tb.Failed() {
 			tb.Logf("--- %s log ---\n%s", p.Name, tail(p.Logs(), 8000))
 		}
 	})
-	if spec.HealthPath != "" {
-		if err := p.waitHealthy(spec.HealthPath, 30*time.Second); err != nil {
-			tb.Fatalf("%s did not become healthy: %v\n--- %s log ---\n%s", spec.Name, err, spec.Name, tail(p.Logs(), 8000))
-		}
-	}
-	return p
+	return p, nil
 }
 
 func (p *Process) waitHealthy(path string, timeout time.Duration) error {
@@ -184,7 +203,9 @@ func (p *Process) waitHealthy(path string, timeout time.Duration) error {
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// On a shared machine another process can grab a "free" port; the
+			// answer only counts when our child logged that port.
+			if resp.StatusCode == http.StatusOK && strings.Contains(p.Logs(), ":"+strconv.Itoa(p.Port)) {
 				return nil
 			}
 			err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
@@ -195,7 +216,7 @@ func (p *Process) waitHealthy(path string, timeout time.Duration) error {
 	return fmt.Errorf("after %v: %w", timeout, last)
 }
 
-// Stop sends SIGTERM and, if the process has not exited within 5 s, kills
+// Stop sends SIGTERM and, if the process has not exited within 10 s, kills
 // it. Safe to call more than once.
 func (p *Process) Stop() {
 	p.once.Do(func() {
@@ -205,11 +226,30 @@ func (p *Process) Stop() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
 	})
+}
+
+// Signal sends sig to the process (SIGTERM to test a drain, say).
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Kill stops the process at once and waits for it.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Wait waits up to d for the process to exit and reports whether it did.
+func (p *Process) Wait(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // Logs returns everything the process wrote to stdout and stderr so far.
