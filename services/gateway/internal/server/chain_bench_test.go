@@ -139,6 +139,35 @@ func BenchmarkChain(b *testing.B) {
 	}
 }
 
+// BenchmarkChainParallel is BenchmarkChain's JSON and stream requests from
+// 32 concurrent callers, as in the load run: wake-ups are shared between
+// requests, so cpu-µs/op is close to the gateway CPU per request a loaded
+// replica spends, less the inbound HTTP server's share.
+func BenchmarkChainParallel(b *testing.B) {
+	h := benchGateway(b, "limits:\n  max_concurrent_streams: 64\n")
+	for _, bc := range []struct {
+		name, body string
+		stream     bool
+	}{
+		{"messages-json", benchMessage(false, "64"), false},
+		{"messages-stream", benchMessage(true, "240"), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			serveOnce(b, h, "/v1/messages", bc.body, &discardWriter{h: http.Header{}})
+			b.ReportAllocs()
+			b.SetParallelism(16) // 32 callers on 2 cores
+			cpu0 := processCPU(b)
+			b.RunParallel(func(pb *testing.PB) {
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					serveOnce(b, h, "/v1/messages", bc.body, w)
+				}
+			})
+			reportCPU(b, cpu0)
+		})
+	}
+}
+
 // BenchmarkChainRejected is the cost of refusing bad input: the chain up to
 // validation, no Redis and no upstream call.
 func BenchmarkChainRejected(b *testing.B) {
