@@ -167,15 +167,16 @@ func parseMessageRequestFast(body []byte) (r MessageRequest, ok bool, err error)
 	r.Fields = make([]string, 0, 8)
 	var seen map[string]struct{}
 	ok = scanObject(own, func(m jsonMember) bool {
-		var key string
+		key := internKey(m.key[1 : len(m.key)-1])
 		if m.escaped {
 			// Keys are compared decoded ("mod\u0065l" is model), as the
-			// decoder's Token does.
-			if json.Unmarshal(m.key, &key) != nil {
+			// decoder's Token does. (Its own variable: taking key's address
+			// would move key to the heap for every member.)
+			var decoded string
+			if json.Unmarshal(m.key, &decoded) != nil {
 				return false
 			}
-		} else {
-			key = internKey(m.key[1 : len(m.key)-1])
+			key = decoded
 		}
 		if err = r.addField(key, &seen); err != nil {
 			return false
