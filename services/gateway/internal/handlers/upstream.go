@@ -33,7 +33,9 @@ func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, pa
 	var ae *anthropic.APIError
 	switch {
 	case err == nil:
-		st.UpstreamRequestID = resp.Header.Get("request-id")
+		// The canonical spelling: Get would canonicalise "request-id" anew
+		// (an allocation) on every call.
+		st.UpstreamRequestID = resp.Header.Get("Request-Id")
 	case errors.As(err, &ae):
 		st.UpstreamRequestID = ae.RequestID
 	case errors.Is(err, anthropic.ErrCircuitOpen):

@@ -27,10 +27,14 @@ func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if err != nil || mt != "application/json" {
-			httperr.Write(c, log, httperr.UnsupportedMedia())
-			return
+		if ct := c.GetHeader("Content-Type"); ct != "application/json" {
+			// The exact common spelling skips the parser (and its
+			// parameter map); everything else is judged by it.
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || mt != "application/json" {
+				httperr.Write(c, log, httperr.UnsupportedMedia())
+				return
+			}
 		}
 		if c.Request.ContentLength > limit {
 			httperr.Write(c, log, httperr.TooLarge(limit))
@@ -38,7 +42,7 @@ func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
 		}
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
-		_, err = buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+		_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 		if err != nil {
 			bufPool.Put(buf)
 			var mbe *http.MaxBytesError
