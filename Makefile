@@ -27,7 +27,7 @@ build: ## build bin/gateway, bin/mockanthropic and bin/dashboard
 run: build ## start the mock upstream, the gateway (:5001) and the dashboard (:8501)
 	./scripts/run.sh
 
-deps: ## install the Debian packages the tests need (redis, promtool, etcd, chromium)
+deps: ## install the Debian packages the tests need (redis, sentinel, promtool, etcd, chromium, shellcheck)
 	./scripts/deps.sh
 
 test: deps lint test-go test-rules test-metrics-names test-deploy test-reliability ## everything CI runs

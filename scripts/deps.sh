@@ -6,7 +6,9 @@ set -euo pipefail
 
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium)
+  # Everything every stage of make test needs, in one apt-get run (the deploy
+  # and rules scripts then find nothing missing and never run apt themselves).
+  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck)
 fi
 
 # Map a package to the command that proves it is installed.
@@ -18,6 +20,9 @@ probe() {
     etcd-server) command -v etcd ;;
     etcd-client) command -v etcdctl ;;
     chromium) command -v chromium ;;
+    openssl) command -v openssl ;;
+    python3) command -v python3 ;;
+    shellcheck) command -v shellcheck ;;
     *) dpkg -s "$1" >/dev/null 2>&1 && echo "$1" ;;
   esac
 }
