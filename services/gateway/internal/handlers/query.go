@@ -116,17 +116,33 @@ func (h *Handlers) AnalyticsQueryTypes() gin.HandlerFunc {
 	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", body) }
 }
 
+// askRequest is the upstream body ask sends. A struct rather than a map
+// (no reflection over map keys); fields in alphabetical order, so the bytes
+// are the same as the map's encoding was.
+type askRequest struct {
+	MaxTokens int64        `json:"max_tokens"`
+	Messages  []askMessage `json:"messages"`
+	Model     string       `json:"model"`
+	Stream    bool         `json:"stream"`
+	System    string       `json:"system"`
+}
+
+type askMessage struct {
+	Content string `json:"content"`
+	Role    string `json:"role"`
+}
+
 // ask sends one user message with the fixed system prompt and answers in the
 // seed's shape (or as SSE when stream is set).
 func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream bool, extra gin.H) error {
 	model, maxTokens := h.Cfg.DefaultModel, h.Cfg.QueryMaxTokens
 	st.Model, st.Stream = model, stream
-	reqBody, err := json.Marshal(map[string]any{
-		"model":      model,
-		"max_tokens": maxTokens,
-		"system":     h.Cfg.SystemPrompt,
-		"messages":   []map[string]string{{"role": "user", "content": content}},
-		"stream":     stream,
+	reqBody, err := json.Marshal(askRequest{
+		MaxTokens: maxTokens,
+		Messages:  []askMessage{{Content: content, Role: "user"}},
+		Model:     model,
+		Stream:    stream,
+		System:    h.Cfg.SystemPrompt,
 	})
 	if err != nil {
 		return fmt.Errorf("encoding upstream request: %w", err)
