@@ -375,10 +375,11 @@ func holdStreams(o options, g *gateway, s *stack) (rssKB int64, active float64, 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Let a few paced events flow through every stream before reading.
-	time.Sleep(time.Second)
-	rssKB, _, err = memKB(g.pid())
-	return rssKB, active, err
+	// The peak over two seconds of paced events flowing through every
+	// stream (RSS moves with the GC cycle; the highest reading is reported).
+	sampler := sampleRSS(g.pid(), 100*time.Millisecond)
+	time.Sleep(2 * time.Second)
+	return sampler.stop(), active, nil
 }
 
 // metricSum scrapes url and sums the samples of name whose line contains
