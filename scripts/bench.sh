@@ -72,7 +72,7 @@ benchtable() {
   echo "# keyward performance results"
   echo
   echo "Latest \`make bench\` run (raw output: [$(basename "$raw")]($(basename "$raw"))). Reproduce with"
-  echo "\`make bench\` (about 3 minutes; it builds, starts its own redis-server, mock and gateway on"
+  echo "\`make bench\` (about a minute with a warm build cache, 3 with a cold one; it builds, starts its own redis-server, mock and gateway on"
   echo "loopback ports and stops them again). Machine: $machine."
   echo
   echo "Peers, as measured in issue 9 on the same kind of 2-core machine (not rebuilt here — no network"
@@ -100,6 +100,8 @@ benchtable() {
   echo "one request at a time, so cpu-µs/op includes the idle wake-ups a lone request pays):"
   echo
   benchtable "$work/chain.txt"
+  echo
+  cat bench/notes.md
 } > bench/RESULTS.md
 
 echo

@@ -46,10 +46,10 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding the gateway and mockanthropic binaries")
 	flag.StringVar(&o.redis, "redis-server", "redis-server", "redis-server binary")
-	flag.IntVar(&o.n, "n", 20000, "requests per throughput phase")
+	flag.IntVar(&o.n, "n", 30000, "requests per throughput phase")
 	flag.IntVar(&o.c, "c", 32, "concurrency of the throughput phases")
 	flag.IntVar(&o.n1, "n1", 2000, "requests per concurrency-1 latency phase")
-	flag.IntVar(&o.streamN, "stream-n", 4000, "streams per streaming phase")
+	flag.IntVar(&o.streamN, "stream-n", 5000, "streams per streaming phase")
 	flag.IntVar(&o.budgetN, "budget-n", 4000, "requests in the token+budget limits phase")
 	flag.IntVar(&o.open, "open", 1000, "streams held open at once in the memory phase")
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
