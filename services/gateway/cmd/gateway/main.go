@@ -25,6 +25,7 @@ import (
 
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/logbuf"
 	"github.com/keyward/keyward/services/gateway/internal/server"
 )
 
@@ -65,7 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 1
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log, closeLog := newLogger(stderr, cfg.LogLevel)
+	defer closeLog()
 	srv, err := server.New(cfg, server.Options{Log: log})
 	if err != nil {
 		log.Error("starting the gateway failed", "error", err.Error())
@@ -92,10 +94,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger writes JSON lines through a small buffer flushed at least every
+// 100 ms: one write syscall per batch instead of one per access-log line
+// (6–15 µs of CPU per request in make bench). A graceful exit flushes
+// everything; a crash or SIGKILL can lose the last 100 ms of lines.
+func newLogger(w io.Writer, level string) (*slog.Logger, func()) {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	lw, err := logbuf.New(w, logbuf.Options{})
+	if err != nil {
+		return slog.New(slog.NewJSONHandler(w, opts)), func() {}
+	}
+	return slog.New(slog.NewJSONHandler(lw, opts)), func() { _ = lw.Close() }
 }
 
 func checkConfig(stdout, stderr io.Writer) int {

@@ -40,5 +40,6 @@ func TestKeyFileRotationNeedsNoRestart(t *testing.T) {
 		return c == http.StatusOK
 	}, 10*time.Second, 100*time.Millisecond, "the rotated key is used without a restart")
 	t.Logf("figure: rotated key in use after %.1fs", time.Since(rotated).Seconds())
+	gw.Stop() // flush every log line before searching them
 	require.False(t, strings.Contains(gw.Logs(), stale) || strings.Contains(gw.Logs(), testenv.MockKey), "keys never logged")
 }

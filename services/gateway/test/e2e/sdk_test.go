@@ -159,6 +159,7 @@ func TestJWTAuthThroughTheGateway(t *testing.T) {
 	require.Greater(t, gw.Metric(t, "keyward_auth_failures_total", `reason="missing"`), 0.0)
 	require.Greater(t, gw.Metric(t, "keyward_auth_failures_total", `reason="bad_signature"`), 0.0)
 	require.Greater(t, gw.Metric(t, "keyward_auth_failures_total", `reason="expired"`), 0.0)
+	gw.Stop() // flush every log line before searching them
 	require.NotContains(t, gw.Logs(), good, "tokens never reach the logs")
 	require.NotContains(t, gw.Logs(), forged)
 }
