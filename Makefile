@@ -13,7 +13,7 @@ TOOLS    := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build run test test-go test-rules test-reliability test-metrics-names fuzz bench lint deps clean
+.PHONY: help build run test test-go test-rules test-reliability test-metrics-names test-fuzz fuzz bench lint deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ run: build ## start the mock upstream, the gateway (:5001) and the dashboard (:8
 deps: ## install the Debian packages the tests need (redis, sentinel, promtool, etcd, chromium, shellcheck)
 	./scripts/deps.sh
 
-test: deps lint test-go test-rules test-metrics-names test-deploy test-reliability ## everything CI runs
+test: deps lint test-go test-rules test-metrics-names test-deploy test-reliability test-fuzz ## everything CI runs
 	@echo "make test: all stages passed"
 
 test-go: ## unit and integration tests of every module, with the race detector
@@ -49,6 +49,9 @@ test-metrics-names: build ## every metric named by the alert rules and the Grafa
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	./scripts/fuzz.sh $${FUZZTIME:-10s}
+
+test-fuzz: ## every fuzz target for a bounded 3 s each (part of make test; corpora are committed)
+	./scripts/fuzz.sh 3s
 
 bench: build ## Go benchmarks of the hot paths + an end-to-end load run; results in bench/
 	./scripts/bench.sh
