@@ -48,6 +48,15 @@ func TestCORSAllowsExactlyTheConfiguredOrigins(t *testing.T) {
 	require.Empty(t, w.Header().Get("Access-Control-Allow-Credentials"))
 	require.Contains(t, strings.ToLower(w.Header().Get("Access-Control-Allow-Headers")), "authorization")
 
+	// The official SDKs' headers, so a browser app can use them against the gateway.
+	r := httptest.NewRequest(http.MethodOptions, "/api/query", nil)
+	r.Header.Set("Origin", "http://localhost:8501")
+	r.Header.Set("Access-Control-Request-Method", "POST")
+	r.Header.Set("Access-Control-Request-Headers", "anthropic-version,x-api-key,x-stainless-retry-count,anthropic-dangerous-direct-browser-access,content-type")
+	w = httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	require.Equal(t, http.StatusNoContent, w.Code)
+
 	for _, evil := range []string{"https://evil.example", "https://app.example.com.evil.net", "null", "http://app.example.com", "https://APP.example.com:444"} {
 		w := preflight(evil)
 		require.Equal(t, http.StatusForbidden, w.Code, evil)
@@ -56,7 +65,7 @@ func TestCORSAllowsExactlyTheConfiguredOrigins(t *testing.T) {
 
 	// A simple request from a foreign origin gets no allow-origin header, so the
 	// browser withholds the answer; a non-browser call (no Origin) is unaffected.
-	r := httptest.NewRequest(http.MethodGet, "/api/x", nil)
+	r = httptest.NewRequest(http.MethodGet, "/api/x", nil)
 	r.Header.Set("Origin", "https://evil.example")
 	w = httptest.NewRecorder()
 	e.ServeHTTP(w, r)
