@@ -223,11 +223,14 @@ func checkAddrs(kind string, addrs []string) []error {
 	return errs
 }
 
-// RedactURL returns raw with any password replaced by "xxxxx", for logs and
-// error messages. It works on strings url.Parse rejects too.
+// RedactURL returns raw with any password replaced by "redacted", for logs
+// and error messages. It works on strings url.Parse rejects too.
 func RedactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		return u.Redacted()
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+		return u.String()
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -243,7 +246,7 @@ func RedactURL(raw string) string {
 	}
 	user, _, hasPass := strings.Cut(rest[:at], ":")
 	if hasPass {
-		user += ":xxxxx"
+		user += ":redacted"
 	}
 	out := user + rest[at:]
 	if ok {
@@ -262,7 +265,7 @@ func redactErr(err error, raw string) string {
 	msg := err.Error()
 	if u, perr := url.Parse(raw); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			msg = strings.ReplaceAll(msg, pw, "redacted")
 		}
 	}
 	return strings.ReplaceAll(msg, raw, RedactURL(raw))

@@ -98,11 +98,11 @@ func TestRedisClientErrorsNeverShowPasswords(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"redis://user:pw@host:6379/0": "redis://user:xxxxx@host:6379/0",
-		"redis://:pw@host":            "redis://:xxxxx@host",
+		"redis://user:pw@host:6379/0": "redis://user:redacted@host:6379/0",
+		"redis://:pw@host":            "redis://:redacted@host",
 		"redis://host:6379":           "redis://host:6379",
-		"redis://u:p%zz@host/%zz":     "redis://u:xxxxx@host/%zz",
-		"u:secret@host":               "u:xxxxx@host",
+		"redis://u:p%zz@host/%zz":     "redis://u:redacted@host/%zz",
+		"u:secret@host":               "u:redacted@host",
 	} {
 		require.Equal(t, want, RedactURL(in), in)
 	}

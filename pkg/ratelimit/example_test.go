@@ -38,7 +38,7 @@ func ExampleParseFailureMode() {
 
 func ExampleRedactURL() {
 	fmt.Println(ratelimit.RedactURL("redis://default:s3cret@redis.internal:6379/0"))
-	// Output: redis://default:xxxxx@redis.internal:6379/0
+	// Output: redis://default:redacted@redis.internal:6379/0
 }
 
 // The in-process limiter: reserve before the upstream call, settle after it.

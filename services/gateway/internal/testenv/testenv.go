@@ -70,7 +70,9 @@ func startRetrying(tb testing.TB, spec func() stacktest.Spec) *stacktest.Process
 }
 
 // MockKey is the key the test mock accepts.
-const MockKey = "sk-ant-test-SERVERKEY-0123456789abcdef"
+// It is not shaped like a real key (sk-ant-…) on purpose: leak tests then
+// prove the gateway redacts its configured key, not merely a key pattern.
+const MockKey = "mock-server-key-SERVERKEY-0123456789abcdef"
 
 // StartMock starts the mock upstream with MockKey and extra env (KEY=VALUE).
 func StartMock(tb testing.TB, env ...string) *Proc {
