@@ -85,32 +85,22 @@ func NewRedisClient(cfg RedisConfig) (redis.UniversalClient, error) {
 		opt.MaxRetries, opt.MinRetryBackoff, opt.MaxRetryBackoff = 1, 8*time.Millisecond, 64*time.Millisecond
 		opt.DialerRetries, opt.DialerRetryTimeout = 2, 50*time.Millisecond
 		return redis.NewClient(opt), nil
-	case cfg.SentinelMaster != "":
-		return redis.NewFailoverClient(&redis.FailoverOptions{
+	default:
+		// Sentinel (MasterName set) and Cluster share one option set;
+		// go-redis picks the client type from it. IsClusterMode keeps a
+		// single seed address a Cluster client.
+		addrs, cluster := cfg.SentinelAddrs, false
+		if cfg.SentinelMaster == "" {
+			addrs, cluster = cfg.ClusterAddrs, true
+		}
+		return redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 addrs,
 			MasterName:            cfg.SentinelMaster,
-			SentinelAddrs:         cfg.SentinelAddrs,
+			IsClusterMode:         cluster,
 			SentinelPassword:      cfg.SentinelPassword,
 			Username:              cfg.Username,
 			Password:              cfg.Password,
 			DB:                    cfg.DB,
-			TLSConfig:             cfg.TLS,
-			ContextTimeoutEnabled: true,
-			DialTimeout:           orDefault(0, cfg.DialTimeout, defaultDialTimeout),
-			ReadTimeout:           orDefault(0, cfg.ReadTimeout, defaultIOTimeout),
-			WriteTimeout:          orDefault(0, cfg.WriteTimeout, defaultIOTimeout),
-			PoolTimeout:           defaultIOTimeout,
-			PoolSize:              cfg.poolSize(),
-			MaxRetries:            1,
-			MinRetryBackoff:       8 * time.Millisecond,
-			MaxRetryBackoff:       64 * time.Millisecond,
-			DialerRetries:         2,
-			DialerRetryTimeout:    50 * time.Millisecond,
-		}), nil
-	default:
-		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 cfg.ClusterAddrs,
-			Username:              cfg.Username,
-			Password:              cfg.Password,
 			TLSConfig:             cfg.TLS,
 			ContextTimeoutEnabled: true,
 			DialTimeout:           orDefault(0, cfg.DialTimeout, defaultDialTimeout),
