@@ -43,12 +43,11 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			}
 		}
 		if req.Stream {
-			max := h.Cfg.StreamCap(st.Caller.Tier)
-			if !h.streams.acquire(st.Caller.Key, max) {
-				h.Metrics.RateLimitRejects.WithLabelValues("streams").Inc()
-				return httperr.TooManyStreams(max)
+			release, err := h.reserveStream(st)
+			if err != nil {
+				return err
 			}
-			defer h.streams.release(st.Caller.Key)
+			defer release()
 		}
 		inEst := anthropic.EstimateInputTokens(body)
 		d, err := h.admit(c, st, inEst+req.MaxTokens, h.estimateCost(req.Model, inEst, req.MaxTokens))
@@ -59,23 +58,10 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 		if req.Stream {
 			return h.streamPassthrough(c, st, d, req.Model, hdr, body)
 		}
-		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
-		defer cancel()
-		resp, err := h.callUpstream(ctx, st, req.Model, "/v1/messages", hdr, body)
+		resp, out, err := h.completeJSON(c, st, d, req.Model, hdr, body)
 		if err != nil {
-			h.settle(st, d, req.Model, anthropic.Usage{})
 			return err
 		}
-		out, err := readJSON(resp)
-		if err != nil {
-			h.settle(st, d, req.Model, anthropic.Usage{})
-			return fmt.Errorf("reading upstream answer: %w", err)
-		}
-		u, _, merr := anthropic.MeterJSON(out)
-		if merr != nil {
-			h.Log.Warn("upstream answer has no usage", "request_id", st.RequestID)
-		}
-		h.settle(st, d, req.Model, u)
 		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
 		c.Data(resp.StatusCode, "application/json", out)
 		return nil

@@ -148,12 +148,11 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		return fmt.Errorf("encoding upstream request: %w", err)
 	}
 	if stream {
-		max := h.Cfg.StreamCap(st.Caller.Tier)
-		if !h.streams.acquire(st.Caller.Key, max) {
-			h.Metrics.RateLimitRejects.WithLabelValues("streams").Inc()
-			return httperr.TooManyStreams(max)
+		release, err := h.reserveStream(st)
+		if err != nil {
+			return err
 		}
-		defer h.streams.release(st.Caller.Key)
+		defer release()
 	}
 	inEst := anthropic.EstimateInputTokens(reqBody)
 	d, err := h.admit(c, st, inEst+maxTokens, h.estimateCost(model, inEst, maxTokens))
@@ -164,17 +163,9 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 	if stream {
 		return h.streamAnswer(c, st, d, model, hdr, reqBody)
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
-	defer cancel()
-	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, reqBody)
+	_, out, err := h.completeJSON(c, st, d, model, hdr, reqBody)
 	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
 		return err
-	}
-	out, err := readJSON(resp)
-	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
-		return fmt.Errorf("reading upstream answer: %w", err)
 	}
 	var msg struct {
 		Model   string `json:"model"`
@@ -185,10 +176,8 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		Usage anthropic.Usage `json:"usage"`
 	}
 	if err := json.Unmarshal(out, &msg); err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
 		return fmt.Errorf("decoding upstream answer: %w", err)
 	}
-	h.settle(st, d, model, msg.Usage)
 	var answer strings.Builder
 	for _, b := range msg.Content {
 		if b.Type == "text" {

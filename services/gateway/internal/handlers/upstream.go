@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/metrics"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
@@ -97,6 +99,41 @@ func (t meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
+}
+
+// completeJSON makes a non-streaming upstream call for an admitted request,
+// reads the whole answer, meters its usage and settles the reservation —
+// whatever the outcome, the reservation is settled exactly once.
+func (h *Handlers) completeJSON(c *gin.Context, st *reqctx.State, d *ratelimit.Decision, model string, hdr http.Header, body []byte) (*http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
+	defer cancel()
+	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, body)
+	if err != nil {
+		h.settle(st, d, model, anthropic.Usage{})
+		return nil, nil, err
+	}
+	out, err := readJSON(resp)
+	if err != nil {
+		h.settle(st, d, model, anthropic.Usage{})
+		return nil, nil, fmt.Errorf("reading upstream answer: %w", err)
+	}
+	u, _, merr := anthropic.MeterJSON(out)
+	if merr != nil {
+		h.Log.Warn("upstream answer has no usage", "request_id", st.RequestID)
+	}
+	h.settle(st, d, model, u)
+	return resp, out, nil
+}
+
+// reserveStream takes one of the caller's concurrent-stream slots on this
+// replica; release gives it back.
+func (h *Handlers) reserveStream(st *reqctx.State) (release func(), err error) {
+	max := h.Cfg.StreamCap(st.Caller.Tier)
+	if !h.streams.acquire(st.Caller.Key, max) {
+		h.Metrics.RateLimitRejects.WithLabelValues("streams").Inc()
+		return nil, httperr.TooManyStreams(max)
+	}
+	return func() { h.streams.release(st.Caller.Key) }, nil
 }
 
 // readJSON reads a complete non-streaming upstream answer.
