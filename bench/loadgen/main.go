@@ -40,6 +40,8 @@ type options struct {
 	warmup     int
 	md         string
 	phaseLimit time.Duration
+	profile    string
+	gwEnv      string
 }
 
 func main() {
@@ -55,6 +57,8 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
 	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
 	flag.DurationVar(&o.phaseLimit, "phase-timeout", 90*time.Second, "upper bound on each phase")
+	flag.StringVar(&o.gwEnv, "gateway-env", "", "extra environment for the gateways, space-separated NAME=VALUE pairs (e.g. GOGC=200), for A/B runs")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the gateway per gateway phase into this directory (needs a gateway built with -tags pprof)")
 	flag.Parse()
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -102,6 +106,29 @@ type gateway struct {
 	*proc
 	url        string
 	metricsURL string
+	pprofURL   string // set with -profile
+	profileDir string
+}
+
+// profile starts a CPU profile of the gateway for one phase and returns the
+// function that stops it; without -profile both do nothing.
+func (g *gateway) profile(name string) func() {
+	if g.pprofURL == "" {
+		return func() {}
+	}
+	file := filepath.Join(g.profileDir, strings.NewReplacer(" ", "-", ",", "", "=", "", "+", "-").Replace(name)+".prof")
+	resp, err := http.Post(g.pprofURL+"/cpu/start?file="+file, "", nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "loadgen: profile %s not started (gateway built with -tags pprof?)\n", name)
+		return func() {}
+	}
+	resp.Body.Close()
+	return func() {
+		if resp, err := http.Post(g.pprofURL+"/cpu/stop", "", nil); err == nil {
+			resp.Body.Close()
+			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of %q in %s\n", name, file)
+		}
+	}
 }
 
 func (s *stack) startGateway(o options, name, yaml string) (*gateway, error) {
@@ -127,12 +154,23 @@ func (s *stack) startGateway(o options, name, yaml string) (*gateway, error) {
 		"KEYWARD_CONFIG=" + cfgPath,
 		"KEYWARD_LOG_LEVEL=info",
 	}
+	env = append(env, strings.Fields(o.gwEnv)...)
+	var pprofURL string
+	if o.profile != "" {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, "KEYWARD_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pport))
+		pprofURL = "http://127.0.0.1:" + strconv.Itoa(pport)
+	}
 	p, err := startProc(name, filepath.Join(o.bin, "gateway"), nil, env, s.dir)
 	if err != nil {
 		return nil, err
 	}
 	s.procs = append(s.procs, p)
-	g := &gateway{proc: p, url: "http://127.0.0.1:" + strconv.Itoa(port), metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"}
+	g := &gateway{proc: p, url: "http://127.0.0.1:" + strconv.Itoa(port), metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics",
+		pprofURL: pprofURL, profileDir: o.profile}
 	if err := waitHTTP(p, g.url+"/ready"); err != nil {
 		return nil, err
 	}
@@ -220,7 +258,12 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 		return p, err
 	}
 	sampler := sampleRSS(g.pid(), 20*time.Millisecond)
+	stopProfile := func() {}
+	if via {
+		stopProfile = g.profile(name)
+	}
 	p.res = fn()
+	stopProfile()
 	p.rssPeakKB = sampler.stop()
 	gw1, err := cpuTime(g.pid())
 	if err != nil {
@@ -252,6 +295,14 @@ func run(o options, out io.Writer) error {
 		return fmt.Errorf("resolving -bin: %w", err)
 	}
 	o.bin = bin
+	if o.profile != "" {
+		if o.profile, err = filepath.Abs(o.profile); err != nil {
+			return fmt.Errorf("resolving -profile: %w", err)
+		}
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return err
+		}
+	}
 	s, err := startStack(o)
 	if s != nil {
 		defer s.close()
