@@ -72,6 +72,13 @@ type meteredTransport struct {
 	m    *metrics.Metrics
 }
 
+// CloseIdleConnections passes through to the wrapped transport.
+func (t meteredTransport) CloseIdleConnections() {
+	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
 func (t meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	st, _ := r.Context().Value(modelKey{}).(*attemptState)
 	model := "unknown"
