@@ -8,36 +8,51 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle connection is still open and quiet: one
-// non-blocking MSG_PEEK. EOF means the server closed it; bytes mean the
-// server sent something unasked (the connection's framing can no longer be
-// trusted); EAGAIN means nothing is pending, as it should be.
-func alive(nc net.Conn) bool {
+// prober checks an idle connection for a close by the server with one
+// non-blocking MSG_PEEK. It is made once per connection, so a check
+// allocates nothing.
+type prober struct {
+	rc   syscall.RawConn
+	fn   func(fd uintptr) bool
+	n    int
+	err  error
+	byte [1]byte
+}
+
+func newProber(nc net.Conn) *prober {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return true
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	p := &prober{rc: rc}
+	p.fn = func(fd uintptr) bool {
+		p.n, _, p.err = syscall.Recvfrom(int(fd), p.byte[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // never wait for readiness
+	}
+	return p
+}
+
+// alive reports whether the connection is still open and quiet. EOF means
+// the server closed it; bytes mean the server sent something unasked (the
+// connection's framing can no longer be trusted); EAGAIN means nothing is
+// pending, as it should be.
+func (p *prober) alive() bool {
+	if p == nil {
+		return true
+	}
+	if err := p.rc.Read(p.fn); err != nil {
 		return false
 	}
-	var (
-		n    int
-		perr error
-		buf  [1]byte
-	)
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, perr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // never wait for readiness
-	})
 	switch {
-	case err != nil:
+	case p.n > 0:
 		return false
-	case n > 0:
-		return false
-	case perr == nil:
+	case p.err == nil:
 		return false // n == 0: EOF
-	case errors.Is(perr, syscall.EAGAIN), errors.Is(perr, syscall.EWOULDBLOCK):
+	case errors.Is(p.err, syscall.EAGAIN), errors.Is(p.err, syscall.EWOULDBLOCK):
 		return true
 	default:
 		return false

@@ -79,6 +79,7 @@ func New(o Options) *Transport {
 type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
+	probe  *prober
 	idleAt time.Time
 }
 
@@ -200,7 +201,7 @@ func (t *Transport) conn(ctx context.Context, addr string) (*conn, bool, error) 
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(c.idleAt) > t.idleTimeout || !alive(c.nc) {
+		if now.Sub(c.idleAt) > t.idleTimeout || !c.probe.alive() {
 			c.nc.Close()
 			continue
 		}
@@ -213,7 +214,7 @@ func (t *Transport) conn(ctx context.Context, addr string) (*conn, bool, error) 
 		}
 		return nil, false, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}, false, nil
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), probe: newProber(nc)}, false, nil
 }
 
 // put returns c to the idle pool, closing it when the pool is full or shut.
@@ -403,7 +404,7 @@ func writeRequest(w io.Writer, req *http.Request) error {
 		}
 	case req.ContentLength > 0:
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
 		bw.WriteString("\r\n")
 	default:
 		chunked = true

@@ -153,7 +153,7 @@ func TestServerClosedIdleConnectionIsNotReused(t *testing.T) {
 		// idle timeout); the pooled one must be noticed, not written to.
 		srv.CloseClientConnections()
 		deadline := time.Now().Add(2 * time.Second)
-		for alive(peekable(t, tr, srv)) && time.Now().Before(deadline) {
+		for peekable(t, tr, srv).alive() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -162,8 +162,9 @@ func TestServerClosedIdleConnectionIsNotReused(t *testing.T) {
 	}
 }
 
-// peekable returns the pooled connection to srv without taking it out.
-func peekable(t *testing.T, tr *Transport, srv *httptest.Server) net.Conn {
+// peekable returns the prober of the pooled connection to srv without
+// taking the connection out.
+func peekable(t *testing.T, tr *Transport, srv *httptest.Server) *prober {
 	t.Helper()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -171,7 +172,7 @@ func peekable(t *testing.T, tr *Transport, srv *httptest.Server) net.Conn {
 	if len(list) != 1 {
 		t.Fatalf("idle connections: %d, want 1", len(list))
 	}
-	return list[0].nc
+	return list[0].probe
 }
 
 func TestUnreadBodyClosesTheConnection(t *testing.T) {
