@@ -91,6 +91,14 @@ type Reservation struct {
 	Backend string // which backend holds it; Settle routes to the same one
 }
 
+// Settles reports whether Settle can change anything for this reservation.
+// Only token and budget limits are reconciled with what a call used; a
+// request-count limit is final at admission, so callers may skip Settle
+// (and the context and timer they would make for it).
+func (r Reservation) Settles() bool {
+	return r.Policy.TokensPerMinute > 0 || toMicro(r.Policy.DailyBudgetUSD) > 0 || toMicro(r.Policy.GlobalDailyUSD) > 0
+}
+
 // Usage is what a call actually consumed (from the upstream's usage fields).
 type Usage struct {
 	Tokens  int64

@@ -276,6 +276,9 @@ func (r *Resilient) Settle(ctx context.Context, res Reservation, used Usage) err
 	if err := used.validate(); err != nil {
 		return fmt.Errorf("settling reservation: %w", err)
 	}
+	if !res.Settles() {
+		return nil
+	}
 	switch res.Backend {
 	case BackendOpen:
 		return nil // nothing was reserved

@@ -99,7 +99,7 @@ func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string,
 	}
 	st.Usage, st.CostUSD = u, cost
 	h.Metrics.ObserveUsage(model, u, cost, priced)
-	if d == nil {
+	if d == nil || !d.Reservation.Settles() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
