@@ -146,6 +146,15 @@ func (h *Handlers) reserveStream(st *reqctx.State) (release func(), err error) {
 // readJSON reads a complete non-streaming upstream answer.
 func readJSON(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
+	if n := resp.ContentLength; n >= 0 && n <= maxUpstreamJSON {
+		// The usual case: one exact allocation instead of ReadAll's
+		// doubling.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamJSON))
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"strings"
 	"time"
 
@@ -117,28 +118,48 @@ func RetryAfterSeconds(d time.Duration) int64 {
 	return s
 }
 
-// SetRateLimitHeaders writes the RateLimit-* headers for a decision.
+// SetRateLimitHeaders writes the RateLimit-* headers for a decision. The
+// four values share one backing array (one allocation, not four), and the
+// policy string is cached: it is the same for every caller of a tier.
 func SetRateLimitHeaders(h http.Header, d ratelimit.Decision) {
 	if d.Limit.IsZero() {
 		return
 	}
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit.Rate))
 	rem := d.Remaining
 	if rem < 0 {
 		rem = 0
 	}
-	h.Set("RateLimit-Remaining", strconv.Itoa(rem))
 	reset := int64(math.Ceil(d.ResetAfter.Seconds()))
 	if reset < 0 {
 		reset = 0
 	}
-	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
-	h.Set("RateLimit-Policy", Policy(d.Limit))
+	v := make([]string, 4)
+	v[0] = strconv.Itoa(d.Limit.Rate)
+	v[1] = strconv.Itoa(rem)
+	v[2] = strconv.FormatInt(reset, 10)
+	v[3] = Policy(d.Limit)
+	h["Ratelimit-Limit"] = v[0:1:1]
+	h["Ratelimit-Remaining"] = v[1:2:2]
+	h["Ratelimit-Reset"] = v[2:3:3]
+	h["Ratelimit-Policy"] = v[3:4:4]
 }
+
+type policyString struct {
+	limit ratelimit.Limit
+	s     string
+}
+
+// lastPolicy caches the most recent rendering of Policy.
+var lastPolicy atomic.Pointer[policyString]
 
 // Policy renders a limit as an IETF RateLimit-Policy value, e.g. "30;w=60".
 func Policy(l ratelimit.Limit) string {
-	return strconv.Itoa(l.Rate) + ";w=" + strconv.FormatInt(int64(math.Round(l.Period.Seconds())), 10)
+	if p := lastPolicy.Load(); p != nil && p.limit == l {
+		return p.s
+	}
+	s := strconv.Itoa(l.Rate) + ";w=" + strconv.FormatInt(int64(math.Round(l.Period.Seconds())), 10)
+	lastPolicy.Store(&policyString{limit: l, s: s})
+	return s
 }
 
 // From maps any error to an *Error (the single mapping table).
