@@ -230,7 +230,9 @@ type phase struct {
 	evalCmds   int64
 	redisPer   map[string]int64
 	rssPeakKB  int64
-	via        bool // through the gateway
+	via        bool  // through the gateway
+	gwReads    int64 // gateway read(2) calls during the phase
+	gwWrites   int64 // gateway write(2) calls during the phase
 }
 
 func (p phase) perReq(d time.Duration) float64 {
@@ -239,6 +241,14 @@ func (p phase) perReq(d time.Duration) float64 {
 		return 0
 	}
 	return float64(d.Microseconds()) / float64(ok)
+}
+
+func (p phase) perCount(n int64) float64 {
+	ok := p.res.requests - p.res.errors
+	if ok <= 0 {
+		return 0
+	}
+	return float64(n) / float64(ok)
 }
 
 // measure runs fn while recording gateway and mock CPU, Redis command
@@ -254,6 +264,10 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 		return p, err
 	}
 	m0, err := cpuTime(s.mock.pid())
+	if err != nil {
+		return p, err
+	}
+	r0, w0, err := ioSyscalls(g.pid())
 	if err != nil {
 		return p, err
 	}
@@ -278,6 +292,11 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 		return p, err
 	}
 	p.gwCPU, p.mockCPU = gw1-gw0, m1-m0
+	r1, w1, err := ioSyscalls(g.pid())
+	if err != nil {
+		return p, err
+	}
+	p.gwReads, p.gwWrites = r1-r0, w1-w0
 	per, trips := cmdDelta(cmdsBefore, cmdsAfter)
 	p.redisTrips, p.redisPer = trips, per
 	p.evalCmds = per["evalsha"] + per["eval"]

@@ -245,3 +245,29 @@ func (s *rssSampler) stop() int64 {
 	s.cancel()
 	return <-s.done
 }
+
+// ioSyscalls returns the read and write system calls pid has made so far
+// (syscr and syscw of /proc/<pid>/io; reads and writes on sockets count).
+func ioSyscalls(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading /proc io: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if perr != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}

@@ -110,6 +110,13 @@ func (r report) write(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Gateway system calls per request (read(2) and write(2), from /proc/<pid>/io; sockets and the access log):")
+	for _, p := range r.phases {
+		if p.via {
+			fmt.Fprintf(w, "  %-30s reads %.1f, writes %.1f\n", p.name, p.perCount(p.gwReads), p.perCount(p.gwWrites))
+		}
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "gateway VmHWM after warm-up %.1f MB, after the load phases %.1f MB; with %d streams open peak VmRSS %.1f MB\n",
 		mb(r.hwmWarmKB), mb(r.hwmLoadKB), r.o.open, mb(r.openRSSKB))
 	fmt.Fprintln(w)
