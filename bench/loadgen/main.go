@@ -42,9 +42,14 @@ type options struct {
 	phaseLimit time.Duration
 	profile    string
 	gwEnv      string
+	baseline   bool
 }
 
 func main() {
+	if spec := os.Getenv(bareProxyEnv); spec != "" {
+		fmt.Fprintln(os.Stderr, "bare proxy:", serveBareProxy(spec))
+		os.Exit(1)
+	}
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding the gateway and mockanthropic binaries")
 	flag.StringVar(&o.redis, "redis-server", "redis-server", "redis-server binary")
@@ -57,6 +62,7 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
 	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
 	flag.DurationVar(&o.phaseLimit, "phase-timeout", 90*time.Second, "upper bound on each phase")
+	flag.BoolVar(&o.baseline, "baseline", true, "also measure a bare httputil.ReverseProxy (no limiter, metrics or log) as the calibration point")
 	flag.StringVar(&o.gwEnv, "gateway-env", "", "extra environment for the gateways, space-separated NAME=VALUE pairs (e.g. GOGC=200), for A/B runs")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the gateway per gateway phase into this directory (needs a gateway built with -tags pprof)")
 	flag.Parse()
@@ -398,6 +404,44 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	gb.stop()
+
+	if o.baseline {
+		bp, err := s.startBareProxy()
+		if err != nil {
+			return err
+		}
+		bare := func(stream bool, tokens int) target {
+			return target{url: bp.url + "/v1/messages", header: headers(), body: messageBody(stream, tokens, ""), stream: stream}
+		}
+		if r := closedLoop(ctx, client, bare(false, jsonTokens), o.warmup, o.c, o.phaseLimit); r.errors > 0 {
+			return fmt.Errorf("warm-up of the bare proxy: %d errors, first: %s", r.errors, r.firstErr)
+		}
+		for _, st := range []struct {
+			name string
+			conc int
+			t    target
+			n    int
+		}{
+			{"bare proxy JSON", o.c, bare(false, jsonTokens), o.n},
+			{"bare proxy JSON c=1", 1, bare(false, jsonTokens), o.n1},
+			{"bare proxy stream", o.c, bare(true, streamTokens), o.streamN},
+		} {
+			st := st
+			p, err := measure(s, bp, st.name, st.conc, true, func() result {
+				return closedLoop(ctx, client, st.t, st.n, st.conc, o.phaseLimit)
+			})
+			// Go's ReverseProxy with its stock transport drops the odd
+			// stream on this machine; it is the yardstick, not the
+			// product, so a few failures are reported, not fatal.
+			if err != nil && p.res.errors*100 > p.res.requests {
+				return err
+			} else if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: (bare proxy, tolerated)", err)
+			}
+			phases = append(phases, p)
+		}
+		bp.stop()
+	}
 
 	// Many open streams: the mock paces events so each stream stays open,
 	// and the gateway's memory is read while all of them are.
