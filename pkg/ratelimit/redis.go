@@ -41,10 +41,18 @@ type RedisOptions struct {
 	ClusterSafe bool
 	// Logger reports compensations that could not be written (default: discard).
 	Logger *slog.Logger
+	// Unbatched sends every script call on its own. By default a call that
+	// finds two already in flight waits for one of them to finish and then
+	// goes out in one pipeline with every call that queued meanwhile: under
+	// load many admissions share one write and one read, while a lone call
+	// is sent at once, as without batching (see batcher).
+	Unbatched bool
 }
 
 // Redis is the Limiter shared by every gateway replica. Each admitted
-// request costs one round trip for all its pre-checks and one for Settle.
+// request costs one script call (one round trip when alone) for all its
+// pre-checks and one for Settle; concurrent calls share round trips unless
+// RedisOptions.Unbatched.
 //
 // Keys (P = Prefix + KeyVersion, ID = the identity, one hash tag per identity
 // so its keys share a Cluster slot):
@@ -61,6 +69,8 @@ type RedisOptions struct {
 // replication lag (about one burst); budgets are affected the same way.
 type Redis struct {
 	client  redis.UniversalClient
+	scripts scripter // client, or batch when batching
+	batch   *batcher // nil: unbatched
 	rl      *redis_rate.Limiter
 	prefix  string
 	now     func() time.Time
@@ -70,6 +80,13 @@ type Redis struct {
 }
 
 var _ Limiter = (*Redis)(nil)
+
+// scripter is what script calls go through: the client itself or a batcher
+// (redis_rate also wants Del).
+type scripter interface {
+	redis.Scripter
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+}
 
 // NewRedis returns a limiter on client. The client stays the caller's: Close
 // does not close it. It must have ContextTimeoutEnabled (NewRedisClient sets
@@ -99,13 +116,18 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	}
 	r := &Redis{
 		client:  client,
-		rl:      redis_rate.NewLimiter(client),
+		scripts: client,
 		prefix:  opts.Prefix + KeyVersion,
 		now:     opts.Now,
 		split:   split,
 		log:     opts.Logger,
 		ttlSecs: int64(budgetTTL / time.Second),
 	}
+	if !opts.Unbatched {
+		r.batch = newBatcher(client)
+		r.scripts = r.batch
+	}
+	r.rl = redis_rate.NewLimiter(r.scripts)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -470,23 +492,25 @@ type scriptCall struct {
 // falls back from EVALSHA to EVAL by itself), several in one pipeline. In a
 // pipeline EVALSHA's NOSCRIPT arrives too late for that fallback, so the
 // calls that got it (after a restart or failover emptied the script cache)
-// are sent again with EVAL, which also re-caches them.
+// are sent again with EVAL, which also re-caches them. With batching the
+// pipeline may carry other callers' scripts too.
 func (r *Redis) run(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, error) {
 	switch len(calls) {
 	case 0:
 		return nil, nil
 	case 1:
 		c := calls[0]
-		cmd := c.script.Run(ctx, r.client, c.keys, c.args...)
+		cmd := c.script.Run(ctx, r.scripts, c.keys, c.args...)
 		return []*redis.Cmd{cmd}, cmd.Err()
 	}
 	cmds := make([]*redis.Cmd, len(calls))
-	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, c := range calls {
-			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
-		}
-		return nil
-	})
+	p := r.client.Pipeline()
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+	}
+	if err := r.send(ctx, p); err != nil {
+		return nil, err
+	}
 	var again []int
 	for i, cmd := range cmds {
 		if isNoScript(cmd.Err()) {
@@ -494,12 +518,13 @@ func (r *Redis) run(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, err
 		}
 	}
 	if len(again) > 0 {
-		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range again {
-				cmds[i] = calls[i].script.Eval(ctx, p, calls[i].keys, calls[i].args...)
-			}
-			return nil
-		})
+		p := r.client.Pipeline()
+		for _, i := range again {
+			cmds[i] = calls[i].script.Eval(ctx, p, calls[i].keys, calls[i].args...)
+		}
+		if err := r.send(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	for _, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
@@ -507,6 +532,16 @@ func (r *Redis) run(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, err
 		}
 	}
 	return cmds, nil
+}
+
+// send executes the commands queued in p, through the batcher if there is
+// one. An error means ctx ended while they waited, and they must not be read.
+func (r *Redis) send(ctx context.Context, p redis.Pipeliner) error {
+	if r.batch == nil {
+		_, _ = p.Exec(ctx)
+		return nil
+	}
+	return r.batch.do(ctx, p.Cmds()...)
 }
 
 func isNoScript(err error) bool {
