@@ -450,11 +450,16 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 
+	rtt, err := pingRTT(s.rAddr, 2000)
+	if err != nil {
+		return err
+	}
+
 	accessLines := countLines(g.log, `"msg":"request"`)
 	rep := report{
 		started: started, load0: load0, load1: loadAvg(), o: o, phases: phases,
 		hwmWarmKB: hwmWarm, hwmLoadKB: hwmLoad, openRSSKB: openRSS, openActive: openActive,
-		okJSON: okJSON, accessLines: accessLines, redisVersion: redisVersion(o.redis),
+		okJSON: okJSON, accessLines: accessLines, redisVersion: redisVersion(o.redis), redisRTT: rtt,
 	}
 	rep.write(out)
 	if o.md != "" {

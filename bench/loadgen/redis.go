@@ -112,3 +112,29 @@ func breakdown(per map[string]int64, n int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// pingRTT is the median of n sequential PING round trips to the Redis at
+// addr over one connection: the floor one admission's round trip sits on.
+func pingRTT(addr string, n int) (time.Duration, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("connecting to redis: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	rtts := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
+			return 0, fmt.Errorf("sending PING: %w", err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "+PONG") {
+			return 0, fmt.Errorf("reading PONG: %q, %v", line, err)
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2], nil
+}
