@@ -137,7 +137,7 @@ func (g *gateway) profile(name string) func() {
 	}
 }
 
-func (s *stack) startGateway(o options, name, yaml string) (*gateway, error) {
+func (s *stack) startGateway(o options, name, yaml string, extraEnv ...string) (*gateway, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -160,6 +160,7 @@ func (s *stack) startGateway(o options, name, yaml string) (*gateway, error) {
 		"KEYWARD_CONFIG=" + cfgPath,
 		"KEYWARD_LOG_LEVEL=info",
 	}
+	env = append(env, extraEnv...)
 	env = append(env, strings.Fields(o.gwEnv)...)
 	var pprofURL string
 	if o.profile != "" {
@@ -404,6 +405,29 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	gb.stop()
+
+	// The same gateway with its in-memory limiter (no KEYWARD_REDIS_URL):
+	// what the shared Redis limiter costs, for a single replica.
+	gm, err := s.startGateway(o, "gateway-memory", "", "KEYWARD_REDIS_URL=")
+	if err != nil {
+		return err
+	}
+	if r := closedLoop(ctx, client, through(gm.url, false, jsonTokens), o.warmup, o.c, o.phaseLimit); r.errors > 0 {
+		return fmt.Errorf("warm-up of the in-memory gateway: %d errors, first: %s", r.errors, r.firstErr)
+	}
+	for _, st := range []struct {
+		name string
+		conc int
+		n    int
+	}{{"gateway JSON, no Redis", o.c, o.n}, {"gateway JSON c=1, no Redis", 1, o.n1}} {
+		st := st
+		if err := add(measure(s, gm, st.name, st.conc, true, func() result {
+			return closedLoop(ctx, client, through(gm.url, false, jsonTokens), st.n, st.conc, o.phaseLimit)
+		})); err != nil {
+			return err
+		}
+	}
+	gm.stop()
 
 	if o.baseline {
 		bp, err := s.startBareProxy()
