@@ -88,6 +88,14 @@ benchtable() {
   echo "script runs inside Redis are not round trips and are left out); RSS is /proc/<pid>/status."
   echo "The load generator, mock, Redis and gateway share the same cores, as the issue specifies, and"
   echo "the machine is shared with other jobs: req/s moves with the load average, CPU per request much less."
+  echo "Read and write calls are the gateway's read(2)/write(2) counts from /proc/<pid>/io (sockets and log)."
+  echo
+  echo "Two calibration rows come from the same run. *bare proxy* is Go's own"
+  echo "net/http/httputil.ReverseProxy with its stock transport in front of the same mock — no limiter,"
+  echo "metrics, access log or validation — started by loadgen as its own process and measured the same"
+  echo "way: the floor any net/http proxy pays on this machine, which sits at or beyond several of the"
+  echo "issue's targets. *no Redis* is the gateway with its in-memory limiter: the difference to the"
+  echo "gateway rows is what the shared Redis limiter costs."
   echo
   echo "## Go benchmarks"
   echo

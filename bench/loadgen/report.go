@@ -163,18 +163,19 @@ func (r report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.what, c.target, c.got, v)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| phase | requests | concurrency | req/s | p50 µs | p90 µs | p99 µs | gateway CPU µs/req | mock CPU µs/req | Redis round trips/req | gateway peak RSS MB |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| phase | requests | concurrency | req/s | p50 µs | p90 µs | p99 µs | gateway CPU µs/req | mock CPU µs/req | Redis round trips/req | gateway read/write calls per req | gateway peak RSS MB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range r.phases {
-		gw, redis, rss := "–", "–", "–"
+		gw, redis, sys, rss := "–", "–", "–", "–"
 		if p.via {
 			ok := float64(max(1, p.res.requests-p.res.errors))
 			gw = fmt.Sprintf("%.0f", p.perReq(p.gwCPU))
 			redis = fmt.Sprintf("%.2f", float64(p.redisTrips)/ok)
+			sys = fmt.Sprintf("%.1f / %.1f", p.perCount(p.gwReads), p.perCount(p.gwWrites))
 			rss = fmt.Sprintf("%.1f", mb(p.rssPeakKB))
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %.0f | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s |\n",
 			p.name, p.res.requests, p.conc, p.res.rps(), us(p.res.pct(.5)), us(p.res.pct(.9)), us(p.res.pct(.99)),
-			gw, p.perReq(p.mockCPU), redis, rss)
+			gw, p.perReq(p.mockCPU), redis, sys, rss)
 	}
 }
