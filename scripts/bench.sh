@@ -72,7 +72,7 @@ benchtable() {
   echo "# keyward performance results"
   echo
   echo "Latest \`make bench\` run (raw output: [$(basename "$raw")]($(basename "$raw"))). Reproduce with"
-  echo "\`make bench\` (about a minute with a warm build cache, 3 with a cold one; it builds, starts its own redis-server, mock and gateway on"
+  echo "\`make bench\` (about a minute and a half with a warm build cache, 3–4 with a cold one; it builds, starts its own redis-server, mock and gateway on"
   echo "loopback ports and stops them again). Machine: $machine."
   echo
   echo "Peers, as measured in issue 9 on the same kind of 2-core machine (not rebuilt here — no network"
