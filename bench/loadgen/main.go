@@ -233,6 +233,7 @@ type phase struct {
 	res        result
 	gwCPU      time.Duration // gateway CPU during the phase (0: not through the gateway)
 	mockCPU    time.Duration
+	redisCPU   time.Duration
 	redisTrips int64 // client round trips to Redis
 	evalCmds   int64
 	redisPer   map[string]int64
@@ -274,6 +275,10 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 	if err != nil {
 		return p, err
 	}
+	rc0, err := cpuTime(s.redis.pid())
+	if err != nil {
+		return p, err
+	}
 	r0, w0, err := ioSyscalls(g.pid())
 	if err != nil {
 		return p, err
@@ -294,11 +299,15 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 	if err != nil {
 		return p, err
 	}
+	rc1, err := cpuTime(s.redis.pid())
+	if err != nil {
+		return p, err
+	}
 	cmdsAfter, err := commandStats(s.rAddr)
 	if err != nil {
 		return p, err
 	}
-	p.gwCPU, p.mockCPU = gw1-gw0, m1-m0
+	p.gwCPU, p.mockCPU, p.redisCPU = gw1-gw0, m1-m0, rc1-rc0
 	r1, w1, err := ioSyscalls(g.pid())
 	if err != nil {
 		return p, err

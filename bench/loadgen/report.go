@@ -106,8 +106,8 @@ func (r report) write(w io.Writer) {
 		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-30s %6s %4s %8s %7s %7s %7s %9s %9s %9s %9s\n",
-		"phase", "reqs", "conc", "req/s", "p50µs", "p90µs", "p99µs", "gwCPUµs", "mockCPUµs", "redisRT", "gwRSSMB")
+	fmt.Fprintf(w, "%-30s %6s %4s %8s %7s %7s %7s %9s %9s %9s %9s %9s\n",
+		"phase", "reqs", "conc", "req/s", "p50µs", "p90µs", "p99µs", "gwCPUµs", "mockCPUµs", "redisCPUµs", "redisRT", "gwRSSMB")
 	for _, p := range r.phases {
 		gw, redis, rss := "-", "-", "-"
 		if p.via {
@@ -116,9 +116,9 @@ func (r report) write(w io.Writer) {
 			redis = fmt.Sprintf("%.2f", float64(p.redisTrips)/ok)
 			rss = fmt.Sprintf("%.1f", mb(p.rssPeakKB))
 		}
-		fmt.Fprintf(w, "%-30s %6d %4d %8.0f %7s %7s %7s %9s %9.0f %9s %9s\n",
+		fmt.Fprintf(w, "%-30s %6d %4d %8.0f %7s %7s %7s %9s %9.0f %9.0f %9s %9s\n",
 			p.name, p.res.requests, p.conc, p.res.rps(), us(p.res.pct(.5)), us(p.res.pct(.9)), us(p.res.pct(.99)),
-			gw, p.perReq(p.mockCPU), redis, rss)
+			gw, p.perReq(p.mockCPU), p.perReq(p.redisCPU), redis, rss)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Redis commands per request as INFO commandstats counts them (those run inside the limiter's scripts included):")
@@ -163,8 +163,8 @@ func (r report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.what, c.target, c.got, v)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| phase | requests | concurrency | req/s | p50 µs | p90 µs | p99 µs | gateway CPU µs/req | mock CPU µs/req | Redis round trips/req | gateway read/write calls per req | gateway peak RSS MB |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| phase | requests | concurrency | req/s | p50 µs | p90 µs | p99 µs | gateway CPU µs/req | mock CPU µs/req | Redis CPU µs/req | Redis round trips/req | gateway read/write calls per req | gateway peak RSS MB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, p := range r.phases {
 		gw, redis, sys, rss := "–", "–", "–", "–"
 		if p.via {
@@ -174,8 +174,8 @@ func (r report) markdown(w io.Writer) {
 			sys = fmt.Sprintf("%.1f / %.1f", p.perCount(p.gwReads), p.perCount(p.gwWrites))
 			rss = fmt.Sprintf("%.1f", mb(p.rssPeakKB))
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s |\n",
 			p.name, p.res.requests, p.conc, p.res.rps(), us(p.res.pct(.5)), us(p.res.pct(.9)), us(p.res.pct(.99)),
-			gw, p.perReq(p.mockCPU), redis, sys, rss)
+			gw, p.perReq(p.mockCPU), p.perReq(p.redisCPU), redis, sys, rss)
 	}
 }
