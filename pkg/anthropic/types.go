@@ -327,7 +327,11 @@ func (r MessageRequest) MarshalJSON() ([]byte, error) {
 		if b.Len() > 1 {
 			b.WriteByte(',')
 		}
-		b.WriteString(strconv.Quote(name))
+		// A JSON string, not strconv.Quote: Go's \x escapes (for a key
+		// holding a control character or DEL) are not JSON. Marshalling a
+		// string cannot fail.
+		q, _ := json.Marshal(name)
+		b.Write(q)
 		b.WriteByte(':')
 		b.Write(v)
 	}
