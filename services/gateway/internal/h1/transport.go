@@ -78,9 +78,38 @@ func New(o Options) *Transport {
 
 type conn struct {
 	nc     net.Conn
+	lr     *limitedReader // under br: bounds a response head
 	br     *bufio.Reader
 	probe  *prober
 	idleAt time.Time
+}
+
+// maxHeaderBytes bounds an upstream response head (status line and
+// headers, 1xx heads included).
+const maxHeaderBytes = 1 << 20
+
+var errHeadTooLarge = errors.New("h1: response head too large")
+
+// limitedReader passes reads through while left is negative; otherwise it
+// allows left more bytes, then fails.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return l.r.Read(p)
+	}
+	if l.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // ErrBodyClosed is returned by a Read after Close, as net/http does.
@@ -161,10 +190,18 @@ func (t *Transport) exchange(ctx context.Context, req *http.Request, c *conn, ad
 		}
 		return fail(err, true)
 	}
+	// A response head larger than maxHeaderBytes is refused, as Go's
+	// transport refuses one beyond MaxResponseHeaderBytes: the reads under
+	// the buffer stop there, and the body is read unbounded afterwards.
+	c.lr.left = maxHeaderBytes
+	defer func() { c.lr.left = -1 }()
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			switch {
+			case errors.Is(err, errHeadTooLarge):
+				err = fmt.Errorf("h1: upstream response head larger than %d bytes", maxHeaderBytes)
+			case errors.Is(err, io.EOF):
 				err = fmt.Errorf("h1: server closed the connection before answering: %w", io.ErrUnexpectedEOF)
 			}
 			return fail(err, false)
@@ -214,7 +251,8 @@ func (t *Transport) conn(ctx context.Context, addr string) (*conn, bool, error) 
 		}
 		return nil, false, err
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), probe: newProber(nc)}, false, nil
+	lr := &limitedReader{r: nc, left: -1}
+	return &conn{nc: nc, lr: lr, br: bufio.NewReaderSize(lr, 4<<10), probe: newProber(nc)}, false, nil
 }
 
 // put returns c to the idle pool, closing it when the pool is full or shut.

@@ -338,3 +338,50 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return req.URL
 }
+
+func TestOversizedResponseHeadIsRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		// A head that never ends: 3 MiB of headers.
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+		for range 3 << 10 {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	}()
+	tr := New(Options{})
+	defer tr.Close()
+	_, err = post(t, tr, context.Background(), "http://"+l.Addr().String()+"/", "{}", nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a 3 MiB response head: %v, want a refusal", err)
+	}
+}
+
+func TestLargeBodyAfterHeadIsNotLimited(t *testing.T) {
+	big := strings.Repeat("b", 3<<20)
+	srv, _ := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) })
+	tr := New(Options{})
+	defer tr.Close()
+	for i := range 2 {
+		resp, err := post(t, tr, context.Background(), srv.URL, "{}", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); len(got) != len(big) {
+			t.Fatalf("request %d: body %d bytes, want %d", i, len(got), len(big))
+		}
+	}
+}
