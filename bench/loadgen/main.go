@@ -243,13 +243,7 @@ type phase struct {
 	gwWrites   int64 // gateway write(2) calls during the phase
 }
 
-func (p phase) perReq(d time.Duration) float64 {
-	ok := p.res.requests - p.res.errors
-	if ok <= 0 {
-		return 0
-	}
-	return float64(d.Microseconds()) / float64(ok)
-}
+func (p phase) perReq(d time.Duration) float64 { return p.perCount(d.Microseconds()) }
 
 func (p phase) perCount(n int64) float64 {
 	ok := p.res.requests - p.res.errors
@@ -257,6 +251,15 @@ func (p phase) perCount(n int64) float64 {
 		return 0
 	}
 	return float64(n) / float64(ok)
+}
+
+// step is one phase to run: n requests at concurrency conc to t.
+type step struct {
+	name string
+	conc int
+	via  bool // through the gateway (or the bare proxy): its CPU is measured
+	t    target
+	n    int
 }
 
 // measure runs fn while recording gateway and mock CPU, Redis command
@@ -360,41 +363,51 @@ func run(o options, out io.Writer) error {
 	}
 	const jsonTokens, streamTokens = 64, 240
 
+	warm := func(t target, n int) error {
+		if r := closedLoop(ctx, client, t, n, o.c, o.phaseLimit); r.errors > 0 {
+			return fmt.Errorf("warm-up against %s: %d errors, first: %s", t.url, r.errors, r.firstErr)
+		}
+		return nil
+	}
+	var phases []phase
+	// runSteps measures each step against g, keeping every phase for the
+	// report. With tolerate, a phase with at most 1 % failed requests is
+	// reported rather than fatal.
+	runSteps := func(g *gateway, steps []step, tolerate bool) error {
+		for _, st := range steps {
+			p, err := measure(s, g, st.name, st.conc, st.via, func() result {
+				return closedLoop(ctx, client, st.t, st.n, st.conc, o.phaseLimit)
+			})
+			if err != nil && tolerate && p.res.errors*100 <= p.res.requests {
+				fmt.Fprintln(os.Stderr, "loadgen: (tolerated)", err)
+				err = nil
+			}
+			phases = append(phases, p)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
 	// Warm up both paths: connection pools, script cache, JIT-free but
 	// page-cache and GC-pacer warm.
 	for _, t := range []target{direct(false, jsonTokens), through(g.url, false, jsonTokens), through(g.url, true, streamTokens)} {
-		if r := closedLoop(ctx, client, t, o.warmup, o.c, o.phaseLimit); r.errors > 0 {
-			return fmt.Errorf("warm-up against %s: %d errors, first: %s", t.url, r.errors, r.firstErr)
+		if err := warm(t, o.warmup); err != nil {
+			return err
 		}
 	}
 	_, hwmWarm, _ := memKB(g.pid())
 
-	var phases []phase
-	add := func(p phase, err error) error {
-		phases = append(phases, p)
-		return err
-	}
-	steps := []struct {
-		name string
-		conc int
-		via  bool
-		t    target
-		n    int
-	}{
+	if err := runSteps(g, []step{
 		{"direct JSON", o.c, false, direct(false, jsonTokens), o.n},
 		{"gateway JSON", o.c, true, through(g.url, false, jsonTokens), o.n},
 		{"direct JSON c=1", 1, false, direct(false, jsonTokens), o.n1},
 		{"gateway JSON c=1", 1, true, through(g.url, false, jsonTokens), o.n1},
 		{"direct stream", o.c, false, direct(true, streamTokens), o.streamN},
 		{"gateway stream", o.c, true, through(g.url, true, streamTokens), o.streamN},
-	}
-	for _, st := range steps {
-		st := st
-		if err := add(measure(s, g, st.name, st.conc, st.via, func() result {
-			return closedLoop(ctx, client, st.t, st.n, st.conc, o.phaseLimit)
-		})); err != nil {
-			return err
-		}
+	}, false); err != nil {
+		return err
 	}
 	_, hwmLoad, _ := memKB(g.pid())
 	okJSON := metricSum(g.metricsURL, "keyward_http_requests_total", `route="/v1/messages"`, `code="200"`)
@@ -405,12 +418,10 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if r := closedLoop(ctx, client, through(gb.url, false, jsonTokens), o.warmup/4, o.c, o.phaseLimit); r.errors > 0 {
-		return fmt.Errorf("warm-up of the budget gateway: %d errors, first: %s", r.errors, r.firstErr)
+	if err := warm(through(gb.url, false, jsonTokens), o.warmup/4); err != nil {
+		return err
 	}
-	if err := add(measure(s, gb, "gateway JSON, tokens+budgets", o.c, true, func() result {
-		return closedLoop(ctx, client, through(gb.url, false, jsonTokens), o.budgetN, o.c, o.phaseLimit)
-	})); err != nil {
+	if err := runSteps(gb, []step{{"gateway JSON, tokens+budgets", o.c, true, through(gb.url, false, jsonTokens), o.budgetN}}, false); err != nil {
 		return err
 	}
 	gb.stop()
@@ -421,20 +432,14 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if r := closedLoop(ctx, client, through(gm.url, false, jsonTokens), o.warmup, o.c, o.phaseLimit); r.errors > 0 {
-		return fmt.Errorf("warm-up of the in-memory gateway: %d errors, first: %s", r.errors, r.firstErr)
+	if err := warm(through(gm.url, false, jsonTokens), o.warmup); err != nil {
+		return err
 	}
-	for _, st := range []struct {
-		name string
-		conc int
-		n    int
-	}{{"gateway JSON, no Redis", o.c, o.n}, {"gateway JSON c=1, no Redis", 1, o.n1}} {
-		st := st
-		if err := add(measure(s, gm, st.name, st.conc, true, func() result {
-			return closedLoop(ctx, client, through(gm.url, false, jsonTokens), st.n, st.conc, o.phaseLimit)
-		})); err != nil {
-			return err
-		}
+	if err := runSteps(gm, []step{
+		{"gateway JSON, no Redis", o.c, true, through(gm.url, false, jsonTokens), o.n},
+		{"gateway JSON c=1, no Redis", 1, true, through(gm.url, false, jsonTokens), o.n1},
+	}, false); err != nil {
+		return err
 	}
 	gm.stop()
 
@@ -443,35 +448,18 @@ func run(o options, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		bare := func(stream bool, tokens int) target {
-			return target{url: bp.url + "/v1/messages", header: headers(), body: messageBody(stream, tokens, ""), stream: stream}
+		if err := warm(through(bp.url, false, jsonTokens), o.warmup); err != nil {
+			return err
 		}
-		if r := closedLoop(ctx, client, bare(false, jsonTokens), o.warmup, o.c, o.phaseLimit); r.errors > 0 {
-			return fmt.Errorf("warm-up of the bare proxy: %d errors, first: %s", r.errors, r.firstErr)
-		}
-		for _, st := range []struct {
-			name string
-			conc int
-			t    target
-			n    int
-		}{
-			{"bare proxy JSON", o.c, bare(false, jsonTokens), o.n},
-			{"bare proxy JSON c=1", 1, bare(false, jsonTokens), o.n1},
-			{"bare proxy stream", o.c, bare(true, streamTokens), o.streamN},
-		} {
-			st := st
-			p, err := measure(s, bp, st.name, st.conc, true, func() result {
-				return closedLoop(ctx, client, st.t, st.n, st.conc, o.phaseLimit)
-			})
-			// Go's ReverseProxy with its stock transport drops the odd
-			// stream on this machine; it is the yardstick, not the
-			// product, so a few failures are reported, not fatal.
-			if err != nil && p.res.errors*100 > p.res.requests {
-				return err
-			} else if err != nil {
-				fmt.Fprintln(os.Stderr, "loadgen: (bare proxy, tolerated)", err)
-			}
-			phases = append(phases, p)
+		// Go's ReverseProxy with its stock transport drops the odd stream
+		// on this machine; it is the yardstick, not the product, so a few
+		// failures are tolerated.
+		if err := runSteps(bp, []step{
+			{"bare proxy JSON", o.c, true, through(bp.url, false, jsonTokens), o.n},
+			{"bare proxy JSON c=1", 1, true, through(bp.url, false, jsonTokens), o.n1},
+			{"bare proxy stream", o.c, true, through(bp.url, true, streamTokens), o.streamN},
+		}, true); err != nil {
+			return err
 		}
 		bp.stop()
 	}

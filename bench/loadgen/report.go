@@ -52,13 +52,6 @@ func (r report) checks() []check {
 		addedGot += fmt.Sprintf(" (a bare ReverseProxy adds %d µs; one Redis PING round trip takes %d µs)",
 			(b1.res.pct(.5) - d1.res.pct(.5)).Microseconds(), r.redisRTT.Microseconds())
 	}
-	perReq := func(p phase, n int64) float64 {
-		ok := p.res.requests - p.res.errors
-		if ok <= 0 {
-			return 0
-		}
-		return float64(n) / float64(ok)
-	}
 	// The bare ReverseProxy's figure for the same row, when it was run.
 	bj, bs := r.find("bare proxy JSON"), r.find("bare proxy stream")
 	vsBare := func(p phase, unit string, v float64) string {
@@ -76,8 +69,8 @@ func (r report) checks() []check {
 		{fmt.Sprintf("gateway CPU per stream (%.1f KB, event-heavy)", float64(gs.res.bytes)/float64(max(1, gs.res.requests))/1024), "≤ 100 µs", fmt.Sprintf("%.0f µs", gs.perReq(gs.gwCPU)) + vsBare(bs, " µs", bs.perReq(bs.gwCPU)), gs.perReq(gs.gwCPU) <= 100},
 		{fmt.Sprintf("throughput through the gateway vs direct (c=%d)", r.o.c), "≥ 35 %", fmt.Sprintf("%.0f %% (%.0f vs %.0f req/s)", 100*ratio, gj.res.rps(), dj.res.rps()) + vsBare(bj, " %", 100*bareRatio), ratio >= .35},
 		{"p50 added latency at concurrency 1", "≤ 150 µs", addedGot, added <= 150*time.Microsecond},
-		{"Redis round trips per admitted request (requests limit)", "1", fmt.Sprintf("%.2f (EVALSHA %.2f)", perReq(gj, gj.redisTrips), perReq(gj, gj.evalCmds)), perReq(gj, gj.redisTrips) <= 1.01},
-		{"Redis round trips per request with tokens+budgets", "1 + 1 settle", fmt.Sprintf("%.2f (EVALSHA %.2f)", perReq(gb, gb.redisTrips), perReq(gb, gb.evalCmds)), perReq(gb, gb.redisTrips) <= 2.01},
+		{"Redis round trips per admitted request (requests limit)", "1", fmt.Sprintf("%.2f (EVALSHA %.2f)", gj.perCount(gj.redisTrips), gj.perCount(gj.evalCmds)), gj.perCount(gj.redisTrips) <= 1.01},
+		{"Redis round trips per request with tokens+budgets", "1 + 1 settle", fmt.Sprintf("%.2f (EVALSHA %.2f)", gb.perCount(gb.redisTrips), gb.perCount(gb.evalCmds)), gb.perCount(gb.redisTrips) <= 2.01},
 		{"gateway peak RSS under load (VmHWM)", "≤ 40 MB", fmt.Sprintf("%.1f MB", mb(r.hwmLoadKB)), mb(r.hwmLoadKB) <= 40},
 		{fmt.Sprintf("gateway RSS with %d streams open (peak over 2 s)", r.o.open), "≤ 100 MB", fmt.Sprintf("%.1f MB (%.0f active)", mb(r.openRSSKB), r.openActive), mb(r.openRSSKB) <= 100 && int(r.openActive) >= r.o.open},
 	}

@@ -97,7 +97,7 @@ func TestLargeAndChunkedRequestBodies(t *testing.T) {
 		t.Fatalf("100 KiB body: server saw %q", got)
 	}
 	// Unknown length: sent chunked.
-	req, _ := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("xxx")))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader(strings.Repeat("x", 3))))
 	req.ContentLength = -1
 	resp, err = tr.RoundTrip(req)
 	if err != nil {
