@@ -159,7 +159,6 @@ func (ca *CA) WriteFiles(dir string) (Files, error) {
 	return f, nil
 }
 
-
 func newSerial() (*big.Int, error) {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -26,7 +25,6 @@ import (
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/config"
-	"github.com/keyward/keyward/services/gateway/internal/h1"
 	"github.com/keyward/keyward/services/gateway/internal/handlers"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/keyfile"
@@ -133,7 +131,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		MaxRetries:       zeroMeansOff(cfg.MaxRetries),
 		BreakerThreshold: zeroMeansOff(cfg.BreakerThreshold),
 		BreakerCooldown:  cfg.BreakerCooldown,
-		Transport:        handlers.MeteredTransport(upstreamTransport(cfg.UpstreamURL, cfg.HeaderTimeout), s.metrics),
+		RootCAs:          cfg.TLS.UpstreamRootCAs(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the upstream client: %w", err)
@@ -389,33 +387,6 @@ func zeroMeansOff(n int) int {
 		return -1
 	}
 	return n
-}
-
-// upstreamTransport is the pooled connection set to the upstream. Many idle
-// connections per host matter: every replica talks to one host only.
-//
-// A cleartext upstream reached without a proxy (the mock, or a sidecar that
-// originates TLS) gets the lean HTTP/1.1 transport of package h1, which
-// does each call's I/O in the calling goroutine; https upstreams, and any
-// the environment routes through a proxy, get Go's transport with HTTP/2.
-func upstreamTransport(upstream string, headerTimeout time.Duration) http.RoundTripper {
-	if u, err := url.Parse(upstream); err == nil && u.Scheme == "http" {
-		if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && p == nil {
-			return h1.New(h1.Options{MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second})
-		}
-	}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
-		MaxConnsPerHost:       1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: headerTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
 }
 
 // Close releases background work and connections. Safe to call twice.
