@@ -173,11 +173,11 @@ func trimSpace(b []byte) []byte {
 
 // healthcheck lets distroless containers (no shell, no curl) probe themselves.
 func healthcheck(args []string, stderr io.Writer) int {
-	url := "http://127.0.0.1:5001/health"
+	url := defaultHealthURL(os.Getenv)
 	if len(args) > 0 {
 		url = args[0]
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 3 * time.Second, Transport: healthTransport(url)}
 	resp, err := c.Get(url)
 	if err != nil {
 		fmt.Fprintln(stderr, "healthcheck:", err)

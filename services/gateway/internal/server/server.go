@@ -37,6 +37,9 @@ type Options struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry // nil: a fresh one
 	Now      func() time.Time
+	// LogWriteErrors, when set, counts log batches the log writer failed
+	// to write (exported as keyward_log_write_errors_total).
+	LogWriteErrors func() float64
 }
 
 // Server is a built gateway.
@@ -51,6 +54,8 @@ type Server struct {
 	key      *keyfile.Source
 	handlers *handlers.Handlers
 	engine   *gin.Engine
+	pubCert  *certReloader // nil: plain http
+	admCert  *certReloader
 
 	draining     atomic.Bool
 	streamCtx    context.Context
@@ -86,6 +91,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			s.Close()
 		}
 	}()
+
+	if err := s.buildTLS(bg, opts.LogWriteErrors); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case cfg.UsingMock:
@@ -309,12 +318,18 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	adm := newHTTPServer(mux)
+	if s.pubCert != nil {
+		pub.TLSConfig = s.pubCert.tlsConfig()
+	}
+	if s.admCert != nil {
+		adm.TLSConfig = s.admCert.tlsConfig()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(pub, public) }()
 	go func() { errc <- serve(adm, admin) }()
 	s.log.Info("gateway listening", "addr", public.Addr().String(), "metrics_addr", admin.Addr().String(),
-		"version", s.cfg.Version, "ratelimit", s.limiter.Backend(), "upstream", s.cfg.UpstreamURL)
+		"tls", s.pubCert != nil, "metrics_tls", s.admCert != nil, "version", s.cfg.Version, "ratelimit", s.limiter.Backend(), "upstream", s.cfg.UpstreamURL)
 
 	var runErr error
 	select {
@@ -354,7 +369,14 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 }
 
 func serve(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if srv.TLSConfig != nil {
+		// The certificate comes from TLSConfig.GetCertificate.
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
