@@ -3,6 +3,8 @@ package anthropic
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +30,17 @@ type ClientConfig struct {
 	// rotated key file takes effect without a restart. Surrounding
 	// whitespace (the newline of a mounted file) is trimmed.
 	APIKey func() string
-	// Transport defaults to a pooled transport: MaxIdleConnsPerHost 64,
-	// MaxConnsPerHost (below), TLS handshake timeout 10s,
-	// ResponseHeaderTimeout = HeaderTimeout, HTTP/2 attempted for https.
+	// Transport defaults to net/http's transport tuned for one busy
+	// upstream host: MaxIdleConnsPerHost 256, MaxConnsPerHost (below), dial
+	// timeout 10s, TLS handshake timeout 10s, ResponseHeaderTimeout =
+	// HeaderTimeout, HTTP/2 for https, RootCAs (below), and the egress
+	// proxy from HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
 	Transport http.RoundTripper
+	// RootCAs are the authorities trusted for the upstream's certificate
+	// in the default transport (nil: the system roots). Set it to the
+	// system pool plus an extra CA for a TLS-intercepting egress proxy or a
+	// test upstream.
+	RootCAs *x509.CertPool
 	// HeaderTimeout bounds each attempt's wait for response headers
 	// (default 60s). Expiry gives ErrUpstreamTimeout and is not retried:
 	// the request was sent, the call is billable and not idempotent.
@@ -54,7 +63,8 @@ type ClientConfig struct {
 	// half-open probe is let through (default 30s).
 	BreakerCooldown time.Duration
 	// MaxConnsPerHost caps the default transport's connections (default
-	// 512); requests beyond it wait for a free connection.
+	// 1024); requests beyond it wait for a free connection. Over HTTP/2
+	// each connection carries many calls.
 	MaxConnsPerHost int
 
 	// Now, Sleep and Rand are injectable for tests (defaults time.Now, a
@@ -62,9 +72,8 @@ type ClientConfig struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	Rand  func() float64
-	// OnAttempt, when set, is called after every upstream attempt with its
-	// index (0 first), the HTTP status (0 when there was no response) and
-	// the attempt's error (nil for 2xx). Metrics count retries with it.
+	// OnAttempt, when set, is called after every upstream attempt of every
+	// call, as Call.OnAttempt is for one call.
 	OnAttempt func(attempt int, status int, err error)
 }
 
@@ -74,6 +83,13 @@ type Call struct {
 	Path   string      // "/v1/messages" or "/v1/messages/count_tokens", optionally with "?beta=true"
 	Header http.Header // normally from OutboundHeaders; filtered again by Do
 	Body   []byte
+	// OnAttempt, when set, is called after each attempt of this call that
+	// reached the transport, with its index (0 first, so > 0 is a retry),
+	// the HTTP status (0 when there was no response) and the attempt's
+	// error (nil for 2xx; ErrUpstreamTimeout, ErrUpstreamConnection or the
+	// context's error otherwise). Metrics label attempts by the call's
+	// model with it.
+	OnAttempt func(attempt int, status int, err error)
 }
 
 // allowedPaths is every path Do will send to. Keeping the list here, not in
@@ -97,7 +113,7 @@ const (
 	defaultMaxRetryWait    = 60 * time.Second
 	defaultBreakerThresh   = 5
 	defaultBreakerCooldown = 30 * time.Second
-	defaultMaxConnsPerHost = 512
+	defaultMaxConnsPerHost = 1024
 	// maxErrorBody bounds what is read of a non-2xx body.
 	maxErrorBody = 64 << 10
 	// maxRetryAfter keeps a hostile retry-after from overflowing durations.
@@ -201,7 +217,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		c.urls[p] = u.String()
 	}
 	if c.rt == nil {
-		c.transport = newTransport(cfg.HeaderTimeout, cfg.MaxConnsPerHost)
+		c.transport = newTransport(cfg.HeaderTimeout, cfg.MaxConnsPerHost, cfg.RootCAs)
 		c.rt = c.transport
 	}
 	return c, nil
@@ -215,25 +231,28 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-func newTransport(headerTimeout time.Duration, maxConns int) *http.Transport {
-	var t *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = dt.Clone() // keeps ProxyFromEnvironment for egress proxies
-	} else {
-		t = &http.Transport{Proxy: http.ProxyFromEnvironment}
+// newTransport is the one upstream transport: net/http's, which answers an
+// early response (a 413 before the body is read) correctly, speaks HTTP/2
+// over TLS and honours the egress proxy settings.
+func newTransport(headerTimeout time.Duration, maxConns int, rootCAs *x509.CertPool) *http.Transport {
+	return &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// A custom TLS config turns off the transport's automatic HTTP/2;
+		// ForceAttemptHTTP2 turns it back on.
+		TLSClientConfig:   &tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+		// Every replica talks to one host: the default of 2 idle
+		// connections per host would make each burst of HTTP/1.1 calls
+		// above 2 dial (and handshake) anew.
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
 	}
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.MaxIdleConns = 256
-	// The default of 2 idle connections per host makes every burst of
-	// streams above 2 dial (and TLS-handshake) anew.
-	t.MaxIdleConnsPerHost = 64
-	t.MaxConnsPerHost = maxConns
-	t.IdleConnTimeout = 90 * time.Second
-	t.TLSHandshakeTimeout = 10 * time.Second
-	t.ResponseHeaderTimeout = headerTimeout
-	t.ExpectContinueTimeout = time.Second
-	t.ForceAttemptHTTP2 = true
-	return t
 }
 
 // CloseIdleConnections closes the default transport's idle connections
@@ -291,8 +310,13 @@ func (c *Client) Do(ctx context.Context, call Call) (*http.Response, error) {
 		}
 		resp, res := c.attempt(ctx, target, header, call.Body)
 		c.breaker.record(probe, res.outcome)
-		if c.cfg.OnAttempt != nil && res.sent {
-			c.cfg.OnAttempt(attempt, res.status, res.err)
+		if res.sent {
+			if c.cfg.OnAttempt != nil {
+				c.cfg.OnAttempt(attempt, res.status, res.err)
+			}
+			if call.OnAttempt != nil {
+				call.OnAttempt(attempt, res.status, res.err)
+			}
 		}
 		if resp != nil {
 			return resp, nil

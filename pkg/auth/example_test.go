@@ -148,14 +148,26 @@ func ExampleParseHMACKeys() {
 func ExampleNewRedisNonceStore() {
 	opt, err := redis.ParseURL(os.Getenv("KEYWARD_REDIS_URL"))
 	if err != nil {
+		fmt.Println("KEYWARD_REDIS_URL:", err)
 		return
 	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	// Every replica uses the same Redis and prefix, so a nonce accepted by
-	// one replica is a replay on all others.
-	store := auth.NewRedisNonceStore(rdb, "keyward:v1:")
-	_, _ = auth.NewHMACVerifier([]auth.HMACKey{{ID: "svc", Secret: []byte(exampleSecret)}}, store, auth.HMACOptions{})
+	// Two replicas, each with its own client, sharing one Redis and prefix.
+	replicaA, replicaB := redis.NewClient(opt), redis.NewClient(opt)
+	defer replicaA.Close()
+	defer replicaB.Close()
+	a := auth.NewRedisNonceStore(replicaA, "keyward:v1:")
+	b := auth.NewRedisNonceStore(replicaB, "keyward:v1:")
+	ctx := context.Background()
+	// A nonce accepted by one replica is a replay on every other.
+	first, err := a.Claim(ctx, "svc", "nonce-example-0123456789", 10*time.Minute)
+	if err != nil {
+		fmt.Println("claim:", err)
+		return
+	}
+	replay, _ := b.Claim(ctx, "svc", "nonce-example-0123456789", 10*time.Minute)
+	fmt.Println(first, replay)
+	_, _ = auth.NewHMACVerifier([]auth.HMACKey{{ID: "svc", Secret: []byte(exampleSecret)}}, a, auth.HMACOptions{})
+	// Output: true false
 }
 
 func ExampleNewMemoryNonceStore() {

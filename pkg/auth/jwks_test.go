@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,45 +125,76 @@ func TestJWKSRandomKidsRefreshAtMostOncePerInterval(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// Each subtest gets its own IdP and verifier, so none depends on the state
+// another left behind. Waits are on observable counts: fetches the IdP saw,
+// or refresh failures the verifier logged.
 func TestJWKSIdPDownKeepsCachedKeys(t *testing.T) {
 	k := testKeys()
-	idp := newJWKSServer(t, jwk(t, &k.rsa.PublicKey, "old", ""))
-	clk := &clock{now: t0}
-	v := jwksVerifier(t, idp.URL, clk, func(c *JWTConfig) { c.JWKSRefreshInterval = 20 * time.Millisecond })
+	type env struct {
+		idp  *jwksServer
+		clk  *clock
+		v    *JWTVerifier
+		logs *syncBuffer
+		good string
+	}
+	setup := func(t *testing.T) env {
+		e := env{idp: newJWKSServer(t, jwk(t, &k.rsa.PublicKey, "old", "")), clk: &clock{now: t0}, logs: &syncBuffer{}}
+		e.v = jwksVerifier(t, e.idp.URL, e.clk, func(c *JWTConfig) {
+			c.JWKSRefreshInterval = 20 * time.Millisecond
+			c.Logger = newTestLogger(e.logs)
+		})
+		e.good = rsTok(t, "old")
+		_, err := e.v.Verify(context.Background(), e.good)
+		require.NoError(t, err)
+		return e
+	}
+	// waitFetches waits until the IdP has answered n more fetches: the
+	// refresh behind the first n-1 of them has then run to its end, as
+	// refreshes run one at a time.
+	waitFetches := func(t *testing.T, idp *jwksServer, n int64) {
+		before := idp.fetches.Load()
+		require.Eventually(t, func() bool { return idp.fetches.Load() >= before+n }, 5*time.Second, 5*time.Millisecond,
+			"background refresh should keep trying")
+	}
+	refreshFailures := func(e env) int { return strings.Count(e.logs.String(), "JWKS refresh failed") }
 	ctx := context.Background()
-	good := rsTok(t, "old")
-	_, err := v.Verify(ctx, good)
-	require.NoError(t, err)
 
 	t.Run("500 during background refresh", func(t *testing.T) {
-		idp.status.Store(http.StatusInternalServerError)
-		before := idp.fetches.Load()
-		require.Eventually(t, func() bool { return idp.fetches.Load() >= before+3 }, 5*time.Second, 10*time.Millisecond,
-			"background refresh should keep trying")
-		_, err := v.Verify(ctx, good)
+		e := setup(t)
+		e.idp.status.Store(http.StatusInternalServerError)
+		waitFetches(t, e.idp, 3)
+		_, err := e.v.Verify(ctx, e.good)
 		require.NoError(t, err)
 	})
 	t.Run("500 on unknown-kid refresh", func(t *testing.T) {
-		clk.Advance(2 * time.Minute)
-		_, err := v.Verify(ctx, rsTok(t, "new"))
+		e := setup(t)
+		e.idp.status.Store(http.StatusInternalServerError)
+		e.clk.Advance(2 * time.Minute)
+		before := e.idp.fetches.Load()
+		_, err := e.v.Verify(ctx, rsTok(t, "new"))
 		require.Equal(t, ReasonUnknownKey, Reason(err))
-		_, err = v.Verify(ctx, good)
+		require.Greater(t, e.idp.fetches.Load(), before, "the unknown kid was looked up")
+		_, err = e.v.Verify(ctx, e.good)
 		require.NoError(t, err)
 	})
 	t.Run("garbage body", func(t *testing.T) {
-		idp.status.Store(http.StatusOK)
-		idp.setBody([]byte(`{"keys":[{"kty":"RSA","n":"!!"}]`))
-		time.Sleep(100 * time.Millisecond) // several failed refreshes
-		_, err := v.Verify(ctx, good)
+		e := setup(t)
+		e.idp.setBody([]byte(`{"keys":[{"kty":"RSA","n":"!!"}]`))
+		waitFetches(t, e.idp, 3)
+		require.Eventually(t, func() bool { return refreshFailures(e) >= 2 }, 5*time.Second, 5*time.Millisecond,
+			"the garbage was fetched and refused")
+		_, err := e.v.Verify(ctx, e.good)
 		require.NoError(t, err)
 	})
 	t.Run("server gone", func(t *testing.T) {
-		idp.Close()
-		clk.Advance(2 * time.Minute)
-		_, err := v.Verify(ctx, rsTok(t, "new"))
+		e := setup(t)
+		e.idp.Close()
+		e.clk.Advance(2 * time.Minute)
+		_, err := e.v.Verify(ctx, rsTok(t, "new"))
 		require.Equal(t, ReasonUnknownKey, Reason(err))
-		time.Sleep(100 * time.Millisecond)
-		_, err = v.Verify(ctx, good)
+		require.Eventually(t, func() bool { return refreshFailures(e) >= 2 }, 5*time.Second, 5*time.Millisecond,
+			"background refreshes against the vanished IdP failed")
+		_, err = e.v.Verify(ctx, e.good)
 		require.NoError(t, err)
 	})
 }
@@ -269,9 +301,15 @@ func TestJWKSCloseStopsBackgroundRefresh(t *testing.T) {
 	require.Eventually(t, func() bool { return idp.fetches.Load() >= 3 }, 5*time.Second, 5*time.Millisecond)
 	v.Close()
 	v.Close() // idempotent
-	n := idp.fetches.Load()
-	time.Sleep(60 * time.Millisecond)
-	require.Equal(t, n, idp.fetches.Load(), "no fetches after Close")
+	// Close returns once the refresh goroutine has: nothing is left to
+	// fetch in the background, and no fetch is running.
+	select {
+	case <-v.jwks.done:
+	default:
+		t.Fatal("Close returned while the background refresh still runs")
+	}
+	require.True(t, v.jwks.fetchMu.TryLock(), "no fetch in flight after Close")
+	v.jwks.fetchMu.Unlock()
 	_, err = v.Verify(context.Background(), rsTok(t, "old"))
 	require.NoError(t, err, "cached keys still verify after Close")
 }

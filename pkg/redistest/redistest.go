@@ -22,7 +22,10 @@ type Server struct {
 	Port int
 	dir  string
 	cmd  *exec.Cmd
+	logf *os.File
 	tb   testing.TB
+	// ownDir: StartMain made dir, so Stop removes it.
+	ownDir bool
 }
 
 // URL returns a redis:// URL for the server.
@@ -47,6 +50,41 @@ func Start(tb testing.TB, extraArgs ...string) *Server {
 
 func (s *Server) start(bin string, extraArgs ...string) {
 	s.tb.Helper()
+	if err := s.launch(bin, extraArgs...); err != nil {
+		s.tb.Fatalf("%v", err)
+	}
+}
+
+// StartMain is Start for a TestMain, which has no testing.TB (a package
+// whose examples need a real Redis): the caller calls Stop, which also
+// removes the server's directory.
+func StartMain(extraArgs ...string) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found on PATH (install it: apt-get install -y redis-server, or run `make test`): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, fmt.Errorf("creating redis directory: %w", err)
+	}
+	s := &Server{dir: dir, ownDir: true}
+	for s.Port == 0 || s.Port == 6379 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		s.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+	if err := s.launch(bin, extraArgs...); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) launch(bin string, extraArgs ...string) error {
 	args := []string{
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
@@ -56,17 +94,20 @@ func (s *Server) start(bin string, extraArgs ...string) {
 	cmd := exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
-		s.tb.Fatalf("creating redis log: %v", err)
+		return fmt.Errorf("creating redis log: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("starting redis-server: %v", err)
+		logf.Close()
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	s.cmd = cmd
+	s.logf = logf
 	if err := WaitReady(s.Addr, 10*time.Second); err != nil {
 		s.Stop()
-		s.tb.Fatalf("redis-server on %s not ready: %v", s.Addr, err)
+		return fmt.Errorf("redis-server on %s not ready: %w", s.Addr, err)
 	}
+	return nil
 }
 
 // Stop kills the server (SIGKILL: an outage, not a clean shutdown). Safe to call twice.
@@ -77,6 +118,13 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+	if s.logf != nil {
+		_ = s.logf.Close()
+		s.logf = nil
+	}
+	if s.ownDir {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
 // Restart starts the server again on the same port (after Stop), empty.

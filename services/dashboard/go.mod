@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/keyward/keyward/pkg v0.0.0
+	github.com/keyward/keyward/services/gateway v0.0.0
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -22,3 +23,6 @@ require (
 )
 
 replace github.com/keyward/keyward/pkg => ../../pkg
+
+// The end-to-end tests start the stack with the gateway module's test/stacktest.
+replace github.com/keyward/keyward/services/gateway => ../gateway

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
 
 // The image is distroless: `dashboard healthcheck` is its only way to

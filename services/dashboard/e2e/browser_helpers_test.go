@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
 
 // chromiumPath finds Debian's chromium. Without it the browser tests skip

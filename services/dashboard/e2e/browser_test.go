@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
 
 func getJSON(t *testing.T, url string, out any) {

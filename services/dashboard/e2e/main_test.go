@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
 
 var (

@@ -100,6 +100,8 @@ type Config struct {
 	BreakerCooldown   time.Duration
 	LogLevel          string
 	Version           string
+
+	TLS TLS
 }
 
 // Getenv looks a variable up; tests pass a map-backed one.
@@ -255,6 +257,7 @@ func Load(env Getenv, version string) (*Config, error) {
 
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
+	c.loadTLS(&p, get)
 	c.validate(&p)
 	if err := p.err(); err != nil {
 		return nil, err

@@ -24,8 +24,10 @@ const maxUpstreamJSON = 32 << 20
 // retries) and records its outcome.
 func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, path string, hdr http.Header, body []byte) (*http.Response, error) {
 	start := time.Now()
-	ctx = context.WithValue(ctx, modelKey{}, &attemptState{model: model})
-	resp, err := h.Client.Do(ctx, anthropic.Call{Method: http.MethodPost, Path: path, Header: hdr, Body: body})
+	resp, err := h.Client.Do(ctx, anthropic.Call{
+		Method: http.MethodPost, Path: path, Header: hdr, Body: body,
+		OnAttempt: func(attempt, status int, err error) { h.countAttempt(model, attempt, status, err) },
+	})
 	h.Metrics.UpstreamDuration.WithLabelValues(model).Observe(time.Since(start).Seconds())
 	if h.Client.BreakerOpen() {
 		h.Metrics.CircuitOpen.Set(1)
@@ -51,61 +53,23 @@ func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, pa
 	return resp, err
 }
 
-type modelKey struct{}
-
-// attemptState travels in the upstream request's context so the metered
-// transport can label each attempt with the model and count retries.
-type attemptState struct {
-	model    string
-	attempts int
-}
-
-// MeteredTransport counts every upstream attempt — so alerts see each
+// countAttempt counts every upstream attempt — so alerts see each
 // 429/529/5xx the upstream answered, retried or not — and the retries among
-// them. It wraps the pooled transport the upstream client uses.
-func MeteredTransport(next http.RoundTripper, m *metrics.Metrics) http.RoundTripper {
-	return meteredTransport{next: next, m: m}
-}
-
-type meteredTransport struct {
-	next http.RoundTripper
-	m    *metrics.Metrics
-}
-
-// CloseIdleConnections passes through to the wrapped transport.
-func (t meteredTransport) CloseIdleConnections() {
-	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
+// them.
+func (h *Handlers) countAttempt(model string, attempt, status int, err error) {
+	if attempt > 0 {
+		h.Metrics.UpstreamRetries.WithLabelValues(model).Inc()
 	}
-}
-
-func (t meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	st, _ := r.Context().Value(modelKey{}).(*attemptState)
-	model := "unknown"
-	if st != nil {
-		model = st.model
-		if st.attempts > 0 {
-			t.m.UpstreamRetries.WithLabelValues(model).Inc()
-		}
-		st.attempts++
-	}
-	resp, err := t.next.RoundTrip(r)
 	code := "error"
 	switch {
-	case err == nil:
-		code = metrics.StatusCode(resp.StatusCode)
+	case errors.Is(err, anthropic.ErrUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded):
+		code = "timeout"
+	case status != 0:
+		code = metrics.StatusCode(status)
 	case errors.Is(err, context.Canceled):
 		code = "cancelled"
-	case isTimeout(err):
-		code = "timeout"
 	}
-	t.m.UpstreamRequests.WithLabelValues(model, code).Inc()
-	return resp, err
-}
-
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
+	h.Metrics.UpstreamRequests.WithLabelValues(model, code).Inc()
 }
 
 // completeJSON makes a non-streaming upstream call for an admitted request,

@@ -2,10 +2,11 @@ package keyfile
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 func TestFileKeyRotatesWithoutRestart(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "api-key")
-	src := FromFile(path, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs := &lockedBuffer{}
+	src := FromFile(path, 10*time.Millisecond, slog.New(slog.NewTextHandler(logs, nil)))
 	require.False(t, src.Loaded(), "a missing file means not loaded yet, not a crash")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,13 +33,32 @@ func TestFileKeyRotatesWithoutRestart(t *testing.T) {
 	require.NoError(t, os.Rename(tmp, path))
 	require.Eventually(t, func() bool { return src.Key() == "sk-ant-second" }, 2*time.Second, 5*time.Millisecond)
 
-	// An empty or vanished file keeps the last good key.
+	// An empty or vanished file keeps the last good key: wait until the
+	// watcher has seen each (it says so), then check the key.
 	require.NoError(t, os.WriteFile(path, nil, 0o600))
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "api key file is empty") }, 2*time.Second, 5*time.Millisecond)
 	require.Equal(t, "sk-ant-second", src.Key())
 	require.NoError(t, os.Remove(path))
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "api key file unreadable") }, 2*time.Second, 5*time.Millisecond)
 	require.Equal(t, "sk-ant-second", src.Key())
+	require.NotContains(t, logs.String(), "sk-ant-", "the key is never logged")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestStaticKeyIsTrimmed(t *testing.T) {

@@ -1,20 +1,27 @@
-// Package logbuf batches log output into fewer write syscalls.
+// Package logbuf batches log output into fewer write syscalls without ever
+// going quiet.
 //
-// Every request writes one access-log line. Written straight to stderr that
-// is one write(2) per request — on a loopback-heavy 2-core box about 7 µs of
-// a proxied request's ~120 µs of CPU. Writer collects lines in memory and
-// writes them out when its buffer fills or at least every Interval, so a
-// busy gateway writes hundreds of lines per syscall. The cost is that up to
-// Interval of lines can be lost if the process dies without Close (SIGKILL,
-// a runtime crash); a graceful exit loses nothing.
+// Every request writes one access-log line; written straight to stderr that
+// is one write(2) per request. Writer collects lines in memory and writes
+// them out when its buffer fills or at least every Interval. What it must
+// not do is lose the log: a failed write (EAGAIN on a non-blocking pipe, a
+// full disk) drops that one batch, counts it (WriteErrors, exported as
+// keyward_log_write_errors_total) and the next batch is written as usual —
+// unlike bufio.Writer, whose first error sticks and silences every later
+// line. SyncAbove makes warnings and errors reach the destination before
+// the call that logs them returns, behind whatever was buffered, so the
+// lines that explain a crash are out before it. Close writes out the rest;
+// lines written after Close go straight through.
 package logbuf
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,16 +38,16 @@ type Options struct {
 // Lines written with one Write call stay contiguous.
 type Writer struct {
 	mu     sync.Mutex
-	buf    *bufio.Writer
+	dst    io.Writer
+	buf    []byte
+	size   int
 	closed bool
+	errs   atomic.Uint64
 	stop   chan struct{}
 	done   chan struct{}
 }
 
 var _ io.WriteCloser = (*Writer)(nil)
-
-// ErrClosed is returned by Write after Close.
-var ErrClosed = errors.New("logbuf: writer closed")
 
 // New returns a Writer in front of w and starts its flush timer; Close
 // stops it and writes out what is left.
@@ -57,7 +64,7 @@ func New(w io.Writer, opts Options) (*Writer, error) {
 	if opts.Interval == 0 {
 		opts.Interval = 100 * time.Millisecond
 	}
-	lw := &Writer{buf: bufio.NewWriterSize(w, opts.Size), stop: make(chan struct{}), done: make(chan struct{})}
+	lw := &Writer{dst: w, buf: make([]byte, 0, opts.Size), size: opts.Size, stop: make(chan struct{}), done: make(chan struct{})}
 	go lw.loop(opts.Interval)
 	return lw, nil
 }
@@ -71,36 +78,65 @@ func (lw *Writer) loop(every time.Duration) {
 		case <-lw.stop:
 			return
 		case <-t.C:
-			// A failed flush is reported to the next Write; there is no
-			// one to tell here.
+			// A failed batch is counted in WriteErrors; there is no one
+			// else to tell.
 			_ = lw.Flush()
 		}
 	}
 }
 
-// Write buffers p. A line larger than the free space is written out with
-// what is already buffered, in order.
+// Write buffers p. A line larger than the free space is written out after
+// what is already buffered, in order. The error, if any, is that of a
+// write made during this call; it does not affect later calls.
 func (lw *Writer) Write(p []byte) (int, error) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	if lw.closed {
-		return 0, ErrClosed
+		return len(p), lw.writeLocked(p)
 	}
-	return lw.buf.Write(p)
+	var err error
+	if len(lw.buf)+len(p) > lw.size {
+		err = lw.flushLocked()
+	}
+	if len(p) >= lw.size {
+		return len(p), errors.Join(err, lw.writeLocked(p))
+	}
+	lw.buf = append(lw.buf, p...)
+	return len(p), err
 }
 
 // Flush writes out everything buffered.
 func (lw *Writer) Flush() error {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	if lw.buf.Buffered() == 0 {
+	return lw.flushLocked()
+}
+
+// WriteErrors is the number of batches (or direct writes) that failed and
+// were dropped.
+func (lw *Writer) WriteErrors() uint64 { return lw.errs.Load() }
+
+func (lw *Writer) flushLocked() error {
+	if len(lw.buf) == 0 {
 		return nil
 	}
-	return lw.buf.Flush()
+	err := lw.writeLocked(lw.buf)
+	// Written or dropped, the batch is done: a retry could repeat the
+	// part a short write did deliver, and would hold up every later line.
+	lw.buf = lw.buf[:0]
+	return err
+}
+
+func (lw *Writer) writeLocked(p []byte) error {
+	if _, err := lw.dst.Write(p); err != nil {
+		lw.errs.Add(1)
+		return fmt.Errorf("logbuf: %d bytes of log dropped: %w", len(p), err)
+	}
+	return nil
 }
 
 // Close stops the timer and writes out what is left. It is safe to call
-// twice; later Writes fail with ErrClosed.
+// twice; later Writes go straight to the destination.
 func (lw *Writer) Close() error {
 	lw.mu.Lock()
 	if lw.closed {
@@ -111,7 +147,36 @@ func (lw *Writer) Close() error {
 	lw.mu.Unlock()
 	close(lw.stop)
 	<-lw.done
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.buf.Flush()
+	return lw.Flush()
+}
+
+// SyncAbove wraps h, a handler writing to w, so that a record at level or
+// above is on its way to w's destination (after every line buffered before
+// it) when Handle returns.
+func SyncAbove(h slog.Handler, w *Writer, level slog.Leveler) slog.Handler {
+	return syncHandler{h: h, w: w, level: level}
+}
+
+type syncHandler struct {
+	h     slog.Handler
+	w     *Writer
+	level slog.Leveler
+}
+
+func (s syncHandler) Enabled(ctx context.Context, l slog.Level) bool { return s.h.Enabled(ctx, l) }
+
+func (s syncHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := s.h.Handle(ctx, r)
+	if r.Level >= s.level.Level() {
+		err = errors.Join(err, s.w.Flush())
+	}
+	return err
+}
+
+func (s syncHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return syncHandler{h: s.h.WithAttrs(as), w: s.w, level: s.level}
+}
+
+func (s syncHandler) WithGroup(name string) slog.Handler {
+	return syncHandler{h: s.h.WithGroup(name), w: s.w, level: s.level}
 }

@@ -61,7 +61,9 @@ func TestCloseWritesEverythingOut(t *testing.T) {
 	require.Equal(t, "a\nb\n", s)
 	require.NoError(t, lw.Close(), "a second Close is harmless")
 	_, err = lw.Write([]byte("late\n"))
-	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, err)
+	s, _ = rec.snapshot()
+	require.Equal(t, "a\nb\nlate\n", s, "a line logged after Close (a goroutine still winding down) is written at once, not lost")
 }
 
 // Many goroutines logging at once (handlers do) produce whole lines, all of
@@ -108,16 +110,83 @@ func TestLongLineKeepsOrder(t *testing.T) {
 	require.Equal(t, "short\n"+long+"tail\n", s)
 }
 
-type failing struct{}
+// flaky fails its first failures writes (as a non-blocking stderr pipe
+// answers EAGAIN when full), then works.
+type flaky struct {
+	recorder
+	failures int
+}
 
-func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+func (f *flaky) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	if f.failures > 0 {
+		f.failures--
+		f.mu.Unlock()
+		return 0, errors.New("write /dev/stderr: resource temporarily unavailable")
+	}
+	f.mu.Unlock()
+	return f.recorder.Write(p)
+}
 
-func TestWriteErrorsSurface(t *testing.T) {
-	lw, err := New(failing{}, Options{Size: 16, Interval: time.Hour})
+// One failed write loses that batch only: it is counted, and the lines
+// after it are written as if nothing happened (bufio.Writer's sticky error
+// would have silenced the process for good).
+func TestAFailedWriteDropsOneBatchAndRecovers(t *testing.T) {
+	dst := &flaky{failures: 1}
+	lw, err := New(dst, Options{Interval: time.Hour})
+	require.NoError(t, err)
+	_, _ = lw.Write([]byte("lost 1\n"))
+	_, _ = lw.Write([]byte("lost 2\n"))
+	require.ErrorContains(t, lw.Flush(), "resource temporarily unavailable")
+	require.Equal(t, uint64(1), lw.WriteErrors())
+
+	_, err = lw.Write([]byte("after\n"))
+	require.NoError(t, err)
+	require.NoError(t, lw.Flush(), "the error does not stick")
+	_, _ = lw.Write([]byte("at close\n"))
+	require.NoError(t, lw.Close())
+	s, _ := dst.snapshot()
+	require.Equal(t, "after\nat close\n", s)
+	require.Equal(t, uint64(1), lw.WriteErrors())
+
+	// The same through a logger, with a long line written directly.
+	dst = &flaky{failures: 1}
+	lw, err = New(dst, Options{Size: 32, Interval: time.Hour})
 	require.NoError(t, err)
 	_, err = lw.Write([]byte(strings.Repeat("x", 64)))
-	require.ErrorContains(t, err, "disk full")
-	require.ErrorContains(t, lw.Close(), "disk full")
+	require.Error(t, err)
+	_, err = lw.Write([]byte(strings.Repeat("y", 64)))
+	require.NoError(t, err)
+	require.NoError(t, lw.Close())
+	s, _ = dst.snapshot()
+	require.Equal(t, strings.Repeat("y", 64), s)
+	require.Equal(t, uint64(1), lw.WriteErrors())
+}
+
+// A warning reaches the destination before Warn returns, behind the info
+// lines buffered before it; info lines alone wait for the timer.
+func TestWarningsAreWrittenAtOnceInOrder(t *testing.T) {
+	rec := &recorder{}
+	lw, err := New(rec, Options{Interval: time.Hour})
+	require.NoError(t, err)
+	defer lw.Close()
+	opts := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	log := slog.New(SyncAbove(slog.NewTextHandler(lw, opts), lw, slog.LevelWarn)).With("svc", "gw")
+	log.Info("first")
+	log.Info("second")
+	s, _ := rec.snapshot()
+	require.Empty(t, s, "info lines are batched")
+	log.Warn("trouble")
+	s, _ = rec.snapshot()
+	require.Equal(t, "level=INFO msg=first svc=gw\nlevel=INFO msg=second svc=gw\nlevel=WARN msg=trouble svc=gw\n", s)
+	log.WithGroup("g").Error("worse", "k", 1)
+	s, _ = rec.snapshot()
+	require.True(t, strings.HasSuffix(s, "level=ERROR msg=worse svc=gw g.k=1\n"), s)
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

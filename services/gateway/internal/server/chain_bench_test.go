@@ -31,12 +31,13 @@ func benchGateway(b *testing.B, yaml string) http.Handler {
 	mock := testenv.StartMock(b)
 	rds := redistest.Start(b)
 	env := map[string]string{
-		"KEYWARD_UPSTREAM_URL": mock.URL,
-		"ANTHROPIC_API_KEY":    testenv.MockKey,
-		"KEYWARD_REDIS_URL":    rds.URL(),
-		"KEYWARD_RATE_LIMIT":   "1000000000/60s",
-		"KEYWARD_ADDR":         "127.0.0.1:0",
-		"KEYWARD_METRICS_ADDR": "127.0.0.1:1",
+		"KEYWARD_UPSTREAM_URL":     mock.URL,
+		"KEYWARD_UPSTREAM_CA_FILE": testenv.TLSFiles(b).CA,
+		"ANTHROPIC_API_KEY":        testenv.MockKey,
+		"KEYWARD_REDIS_URL":        rds.URL(),
+		"KEYWARD_RATE_LIMIT":       "1000000000/60s",
+		"KEYWARD_ADDR":             "127.0.0.1:0",
+		"KEYWARD_METRICS_ADDR":     "127.0.0.1:1",
 	}
 	if yaml != "" {
 		p := filepath.Join(b.TempDir(), "keyward.yaml")

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -26,7 +25,6 @@ import (
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/config"
-	"github.com/keyward/keyward/services/gateway/internal/h1"
 	"github.com/keyward/keyward/services/gateway/internal/handlers"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/keyfile"
@@ -39,6 +37,9 @@ type Options struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry // nil: a fresh one
 	Now      func() time.Time
+	// LogWriteErrors, when set, counts log batches the log writer failed
+	// to write (exported as keyward_log_write_errors_total).
+	LogWriteErrors func() float64
 }
 
 // Server is a built gateway.
@@ -53,6 +54,8 @@ type Server struct {
 	key      *keyfile.Source
 	handlers *handlers.Handlers
 	engine   *gin.Engine
+	pubCert  *certReloader // nil: plain http
+	admCert  *certReloader
 
 	draining     atomic.Bool
 	streamCtx    context.Context
@@ -88,6 +91,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			s.Close()
 		}
 	}()
+
+	if err := s.buildTLS(bg, opts.LogWriteErrors); err != nil {
+		return nil, err
+	}
 
 	switch {
 	case cfg.UsingMock:
@@ -133,7 +140,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		MaxRetries:       zeroMeansOff(cfg.MaxRetries),
 		BreakerThreshold: zeroMeansOff(cfg.BreakerThreshold),
 		BreakerCooldown:  cfg.BreakerCooldown,
-		Transport:        handlers.MeteredTransport(upstreamTransport(cfg.UpstreamURL, cfg.HeaderTimeout), s.metrics),
+		RootCAs:          cfg.TLS.UpstreamRootCAs(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the upstream client: %w", err)
@@ -311,12 +318,18 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
 	adm := newHTTPServer(mux)
+	if s.pubCert != nil {
+		pub.TLSConfig = s.pubCert.tlsConfig()
+	}
+	if s.admCert != nil {
+		adm.TLSConfig = s.admCert.tlsConfig()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(pub, public) }()
 	go func() { errc <- serve(adm, admin) }()
 	s.log.Info("gateway listening", "addr", public.Addr().String(), "metrics_addr", admin.Addr().String(),
-		"version", s.cfg.Version, "ratelimit", s.limiter.Backend(), "upstream", s.cfg.UpstreamURL)
+		"tls", s.pubCert != nil, "metrics_tls", s.admCert != nil, "version", s.cfg.Version, "ratelimit", s.limiter.Backend(), "upstream", s.cfg.UpstreamURL)
 
 	var runErr error
 	select {
@@ -356,7 +369,14 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 }
 
 func serve(srv *http.Server, ln net.Listener) error {
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if srv.TLSConfig != nil {
+		// The certificate comes from TLSConfig.GetCertificate.
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -389,33 +409,6 @@ func zeroMeansOff(n int) int {
 		return -1
 	}
 	return n
-}
-
-// upstreamTransport is the pooled connection set to the upstream. Many idle
-// connections per host matter: every replica talks to one host only.
-//
-// A cleartext upstream reached without a proxy (the mock, or a sidecar that
-// originates TLS) gets the lean HTTP/1.1 transport of package h1, which
-// does each call's I/O in the calling goroutine; https upstreams, and any
-// the environment routes through a proxy, get Go's transport with HTTP/2.
-func upstreamTransport(upstream string, headerTimeout time.Duration) http.RoundTripper {
-	if u, err := url.Parse(upstream); err == nil && u.Scheme == "http" {
-		if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && p == nil {
-			return h1.New(h1.Options{MaxIdlePerHost: 256, IdleTimeout: 90 * time.Second})
-		}
-	}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
-		MaxConnsPerHost:       1024,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: headerTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
 }
 
 // Close releases background work and connections. Safe to call twice.

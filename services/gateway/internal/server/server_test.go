@@ -55,11 +55,12 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	t.Helper()
 	mock := testenv.StartMock(t)
 	base := map[string]string{
-		"KEYWARD_UPSTREAM_URL": mock.URL,
-		"ANTHROPIC_API_KEY":    testenv.MockKey,
-		"KEYWARD_RATE_LIMIT":   "1000/60s",
-		"KEYWARD_ADDR":         "127.0.0.1:0",
-		"KEYWARD_METRICS_ADDR": "127.0.0.1:1",
+		"KEYWARD_UPSTREAM_URL":     mock.URL,
+		"KEYWARD_UPSTREAM_CA_FILE": testenv.TLSFiles(t).CA,
+		"ANTHROPIC_API_KEY":        testenv.MockKey,
+		"KEYWARD_RATE_LIMIT":       "1000/60s",
+		"KEYWARD_ADDR":             "127.0.0.1:0",
+		"KEYWARD_METRICS_ADDR":     "127.0.0.1:1",
 	}
 	for k, v := range env {
 		base[k] = v

@@ -1,24 +1,122 @@
 // Package testenv starts the real binaries — mock upstream, gateway — on free
 // loopback ports for end-to-end and reliability tests. It is the gateway's
-// layer over pkg/stacktest, which the dashboard and client tests share.
+// layer over test/stacktest, which the dashboard's tests share.
+//
+// The mock serves HTTPS with HTTP/2 by default, as api.anthropic.com does,
+// with a certificate from a CA made once per test process; StartGateway
+// trusts that CA through KEYWARD_UPSTREAM_CA_FILE, so the gateway runs the
+// TLS transport production runs. StartMockHTTP keeps a plain-http mock for
+// the few tests of that path. Importing testenv also makes the process's
+// http.DefaultTransport trust the test CA, so a test can talk to the mock's
+// /_mock/ admin API (and to a gateway serving the test certificate) with
+// plain http.Get, as a machine with the CA installed would.
 package testenv
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/pkg/devtls"
+	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
+
+// testCA signs every certificate of this test process.
+var testCA *devtls.CA
+
+func init() {
+	ca, err := devtls.NewCA()
+	if err != nil {
+		panic(fmt.Sprintf("testenv: making the test CA: %v", err))
+	}
+	testCA = ca
+	// Replaced before any test runs, so no request races the change.
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		t := dt.Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: RootCAs()}
+		http.DefaultTransport = t
+	}
+}
+
+// RootCAs is the system roots plus the test CA.
+func RootCAs() *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AppendCertsFromPEM(testCA.CertPEM())
+	return pool
+}
+
+// CertFiles are PEM files of a certificate for 127.0.0.1, ::1 and
+// localhost signed by the test CA (whose certificate is CA).
+type CertFiles struct {
+	CA, Cert, Key string
+}
+
+var (
+	sharedOnce  sync.Once
+	sharedFiles CertFiles
+	sharedErr   error
+)
+
+// TLSFiles returns the test process's shared certificate files.
+func TLSFiles(tb testing.TB) CertFiles {
+	tb.Helper()
+	sharedOnce.Do(func() {
+		var dir string
+		dir, sharedErr = os.MkdirTemp("", "keyward-tls-")
+		if sharedErr == nil {
+			var f devtls.Files
+			f, sharedErr = testCA.WriteFiles(dir)
+			sharedFiles = CertFiles(f)
+		}
+	})
+	if sharedErr != nil {
+		tb.Fatalf("writing the test certificate: %v", sharedErr)
+	}
+	return sharedFiles
+}
+
+// IssueCert writes a new certificate and key signed by the test CA (a new
+// serial each time) to dir/cert.pem and dir/key.pem, replacing what is
+// there: a certificate rotation, as cert-manager renews a Secret.
+func IssueCert(tb testing.TB, dir string) CertFiles {
+	tb.Helper()
+	certPEM, keyPEM, err := testCA.Issue()
+	if err != nil {
+		tb.Fatalf("issuing a certificate: %v", err)
+	}
+	f := CertFiles{CA: TLSFiles(tb).CA, Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	// Key first, then certificate, each by rename, so a reader never sees
+	// half a file.
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{{f.Key, keyPEM}, {f.Cert, certPEM}} {
+		tmp := w.path + ".tmp"
+		if err := os.WriteFile(tmp, w.data, 0o600); err != nil {
+			tb.Fatalf("writing %s: %v", tmp, err)
+		}
+		if err := os.Rename(tmp, w.path); err != nil {
+			tb.Fatalf("renaming %s: %v", tmp, err)
+		}
+	}
+	return f
+}
 
 var (
 	buildOnce sync.Once
@@ -74,13 +172,28 @@ func startRetrying(tb testing.TB, spec func() stacktest.Spec) *stacktest.Process
 // prove the gateway redacts its configured key, not merely a key pattern.
 const MockKey = "mock-server-key-SERVERKEY-0123456789abcdef"
 
-// StartMock starts the mock upstream with MockKey and extra env (KEY=VALUE).
+// StartMock starts the mock upstream over HTTPS with HTTP/2 (the test
+// certificate), with MockKey and extra env (KEY=VALUE). Its URL is https.
 func StartMock(tb testing.TB, env ...string) *Proc {
+	tb.Helper()
+	f := TLSFiles(tb)
+	return startMock(tb, true, append([]string{"MOCKANTHROPIC_TLS_CERT=" + f.Cert, "MOCKANTHROPIC_TLS_KEY=" + f.Key}, env...))
+}
+
+// StartMockHTTP starts the mock upstream over plain http (HTTP/1.1), for
+// the tests of a cleartext upstream.
+func StartMockHTTP(tb testing.TB, env ...string) *Proc {
+	tb.Helper()
+	return startMock(tb, false, env)
+}
+
+func startMock(tb testing.TB, tlsOn bool, env []string) *Proc {
 	tb.Helper()
 	p := startRetrying(tb, func() stacktest.Spec {
 		port := stacktest.FreePort(tb)
 		e := envMap(mergeEnv([]string{"MOCKANTHROPIC_ADDR=127.0.0.1:" + strconv.Itoa(port), "MOCKANTHROPIC_API_KEY=" + MockKey}, env))
-		return stacktest.Spec{Name: "mockanthropic", Bin: bin(tb, stacktest.MockPkg), Port: port, HealthPath: "/_mock/health", Env: e}
+		return stacktest.Spec{Name: "mockanthropic", Bin: bin(tb, stacktest.MockPkg), Port: port, HealthPath: "/_mock/health", Env: e,
+			TLS: tlsOn, RootCAs: RootCAs()}
 	})
 	return &Proc{p}
 }
@@ -93,13 +206,24 @@ type Gateway struct {
 
 // StartGateway starts a gateway against upstream with the given extra env
 // ("NAME=VALUE"; "NAME=" removes a default). Defaults: MockKey as
-// ANTHROPIC_API_KEY, a generous rate limit, no shutdown delay.
+// ANTHROPIC_API_KEY, a generous rate limit, no shutdown delay, and for an
+// https upstream the test CA as KEYWARD_UPSTREAM_CA_FILE. With
+// KEYWARD_TLS_CERT_FILE (or KEYWARD_METRICS_TLS_CERT_FILE) in env, URL
+// (MetricsURL) is https.
 func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 	tb.Helper()
 	var metricsURL string
 	p := startRetrying(tb, func() stacktest.Spec {
 		port, mport := stacktest.FreePort(tb), stacktest.FreePort(tb)
-		metricsURL = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
+		merged := envMap(env)
+		scheme, mscheme := "http", "http"
+		if merged["KEYWARD_TLS_CERT_FILE"] != "" {
+			scheme = "https"
+		}
+		if merged["KEYWARD_METRICS_TLS_CERT_FILE"] != "" {
+			mscheme = "https"
+		}
+		metricsURL = mscheme + "://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
 		base := []string{
 			"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
 			"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
@@ -108,7 +232,11 @@ func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 			"KEYWARD_RATE_LIMIT=1000/60s",
 			"KEYWARD_SHUTDOWN_DELAY=0s", // tests stop many gateways; readiness tests set their own
 		}
-		return stacktest.Spec{Name: "gateway", Bin: bin(tb, stacktest.GatewayPkg), Port: port, HealthPath: "/health", Env: envMap(mergeEnv(base, env))}
+		if strings.HasPrefix(upstream, "https://") {
+			base = append(base, "KEYWARD_UPSTREAM_CA_FILE="+TLSFiles(tb).CA)
+		}
+		return stacktest.Spec{Name: "gateway", Bin: bin(tb, stacktest.GatewayPkg), Port: port, HealthPath: "/health", Env: envMap(mergeEnv(base, env)),
+			TLS: scheme == "https", RootCAs: RootCAs()}
 	})
 	return &Gateway{Proc: &Proc{p}, MetricsURL: metricsURL}
 }
@@ -199,6 +327,7 @@ func (g *Gateway) MetricsText(tb testing.TB) string {
 type MockRequest struct {
 	Method  string              `json:"method"`
 	Path    string              `json:"path"`
+	Proto   string              `json:"proto"` // HTTP/2.0 or HTTP/1.1, as the mock received it
 	Headers map[string][]string `json:"headers"`
 	Body    string              `json:"body"`
 }

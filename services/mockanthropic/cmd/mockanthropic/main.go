@@ -2,12 +2,19 @@
 // internal/mock for the API, the fault directives and the /_mock/ admin API).
 //
 //	mockanthropic [--addr :8090] [--api-key mock-key] [--first-byte-ms 0] [--event-delay-ms 0]
+//	              [--tls-cert FILE --tls-key FILE | --tls-generate DIR]
 //	mockanthropic healthcheck [URL]   exit 0 when /_mock/health answers 200 (for distroless images)
 //	mockanthropic version
 //
+// Plain http is the default. With --tls-cert/--tls-key the mock serves HTTPS with HTTP/2 (as
+// api.anthropic.com does); --tls-generate DIR makes a fresh self-signed CA and a certificate for
+// 127.0.0.1, ::1 and localhost at start, writes DIR/ca.pem (plus cert.pem and key.pem) and serves
+// with it — point the gateway's KEYWARD_UPSTREAM_CA_FILE at DIR/ca.pem.
+//
 // Every flag has an environment equivalent (MOCKANTHROPIC_ADDR, MOCKANTHROPIC_API_KEY,
 // MOCKANTHROPIC_FIRST_BYTE_MS, MOCKANTHROPIC_EVENT_DELAY_MS, MOCKANTHROPIC_STATUS,
-// MOCKANTHROPIC_LOG_LEVEL, MOCKANTHROPIC_SHUTDOWN_TIMEOUT); a flag wins over its variable.
+// MOCKANTHROPIC_LOG_LEVEL, MOCKANTHROPIC_SHUTDOWN_TIMEOUT, MOCKANTHROPIC_TLS_CERT,
+// MOCKANTHROPIC_TLS_KEY, MOCKANTHROPIC_TLS_GENERATE); a flag wins over its variable.
 package main
 
 import (
@@ -65,13 +72,17 @@ func healthcheck(args []string, getenv func(string) string) error {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
 		}
-		url = "http://" + net.JoinHostPort(host, port) + "/_mock/health"
+		scheme := "http"
+		if getenv("MOCKANTHROPIC_TLS_CERT") != "" || getenv("MOCKANTHROPIC_TLS_GENERATE") != "" {
+			scheme = "https"
+		}
+		url = scheme + "://" + net.JoinHostPort(host, port) + "/_mock/health"
 	case 1:
 		url = args[0]
 	default:
 		return errors.New("healthcheck: want at most one argument, the URL")
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 3 * time.Second, Transport: healthTransport(url)}
 	resp, err := c.Get(url)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
@@ -91,6 +102,9 @@ type config struct {
 	status          int
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
+	tlsCert         string
+	tlsKey          string
+	tlsGenerate     string
 }
 
 // parseConfig reads flags over environment over built-in defaults, reporting every problem.
@@ -125,8 +139,17 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	fs.StringVar(&level, "log-level", level, "debug, info (one line per request), warn or error")
 	timeout := envStr("MOCKANTHROPIC_SHUTDOWN_TIMEOUT", "10s")
 	fs.StringVar(&timeout, "shutdown-timeout", timeout, "how long SIGTERM waits for open requests and streams")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", getenv("MOCKANTHROPIC_TLS_CERT"), "serve HTTPS (and HTTP/2) with this PEM certificate (needs --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", getenv("MOCKANTHROPIC_TLS_KEY"), "the PEM private key of --tls-cert")
+	fs.StringVar(&cfg.tlsGenerate, "tls-generate", getenv("MOCKANTHROPIC_TLS_GENERATE"), "serve HTTPS with a fresh self-signed loopback certificate; writes DIR/ca.pem for clients to trust")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	switch {
+	case (cfg.tlsCert == "") != (cfg.tlsKey == ""):
+		problems = append(problems, errors.New("TLS: --tls-cert and --tls-key go together"))
+	case cfg.tlsCert != "" && cfg.tlsGenerate != "":
+		problems = append(problems, errors.New("TLS: give either --tls-cert/--tls-key or --tls-generate, not both"))
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments %q", fs.Args()))
@@ -167,6 +190,10 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 		return err
 	}
 
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
@@ -179,13 +206,21 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 1 << 20,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// ServeTLS adds "h2" to the protocols, so TLS callers negotiate HTTP/2.
+		TLSConfig: tlsConfig,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "version", version, "first_byte_ms", cfg.firstByteMs,
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version, "first_byte_ms", cfg.firstByteMs,
 		"event_delay_ms", cfg.eventDelayMs, "status", cfg.status)
 
 	select {

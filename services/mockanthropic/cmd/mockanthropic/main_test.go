@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -38,6 +40,12 @@ func TestParseConfig(t *testing.T) {
 			"MOCKANTHROPIC_FIRST_BYTE_MS": "soon", "MOCKANTHROPIC_LOG_LEVEL": "loud", "MOCKANTHROPIC_SHUTDOWN_TIMEOUT": "forever",
 		}, config{}, []string{`MOCKANTHROPIC_FIRST_BYTE_MS="soon"`, `log level "loud"`, `shutdown timeout "forever"`, `unexpected arguments`}},
 		{"unknown flag", []string{"--nope"}, nil, config{}, []string{"flag provided but not defined"}},
+		{"TLS from the environment", nil, map[string]string{"MOCKANTHROPIC_TLS_CERT": "c.pem", "MOCKANTHROPIC_TLS_KEY": "k.pem"},
+			config{addr: ":8090", apiKey: "mock-key", shutdownTimeout: 10 * time.Second, tlsCert: "c.pem", tlsKey: "k.pem"}, nil},
+		{"TLS generate flag", []string{"--tls-generate", "/some/dir"}, nil,
+			config{addr: ":8090", apiKey: "mock-key", shutdownTimeout: 10 * time.Second, tlsGenerate: "/some/dir"}, nil},
+		{"a TLS cert needs its key", []string{"--tls-cert", "c.pem"}, nil, config{}, []string{"--tls-cert and --tls-key go together"}},
+		{"TLS given and generated", []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-generate", "d"}, nil, config{}, []string{"not both"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,16 +111,16 @@ func startBinary(t *testing.T, env ...string) (*proc, string) {
 			p.mu.Lock()
 			p.lines = append(p.lines, line)
 			p.mu.Unlock()
-			var rec struct{ Msg, Addr string }
+			var rec struct{ Msg, Addr, Scheme string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				p.addr <- rec.Addr
+				p.addr <- rec.Scheme + "://" + rec.Addr
 			}
 		}
 		p.done <- p.cmd.Wait()
 	}()
 	select {
-	case addr := <-p.addr:
-		return p, "http://" + addr
+	case base := <-p.addr:
+		return p, base
 	case err := <-p.done:
 		t.Fatalf("mockanthropic exited before listening: %v\n%s", err, p.log())
 	case <-time.After(20 * time.Second):
@@ -254,4 +262,55 @@ func TestHealthcheckAddress(t *testing.T) {
 		})
 	}
 	require.ErrorContains(t, healthcheck([]string{"a", "b"}, os.Getenv), "at most one argument")
+}
+
+func TestBinaryTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	p, base := startBinary(t, "MOCKANTHROPIC_TLS_GENERATE="+dir)
+	require.True(t, strings.HasPrefix(base, "https://"), base)
+
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	require.NoError(t, err, "--tls-generate writes DIR/ca.pem")
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/messages", strings.NewReader(
+		`{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"over TLS"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("x-api-key", "mock-key")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	resp, err := client.Do(req)
+	require.NoError(t, err, "a client trusting ca.pem accepts the generated certificate")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	require.Equal(t, 2, resp.ProtoMajor, "TLS callers negotiate HTTP/2")
+
+	_, err = http.Get(base + "/_mock/health")
+	require.Error(t, err, "the system roots do not trust the generated CA")
+
+	// The healthcheck subcommand speaks https when TLS is configured.
+	hc := exec.Command(p.cmd.Path, "healthcheck")
+	hc.Env = []string{"MOCKANTHROPIC_ADDR=" + strings.TrimPrefix(base, "https://"), "MOCKANTHROPIC_TLS_GENERATE=" + dir}
+	out, err := hc.CombinedOutput()
+	require.NoError(t, err, string(out))
+	out, err = exec.Command(p.cmd.Path, "healthcheck", base+"/_mock/health").CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	// Given files serve the same way.
+	p2, base2 := startBinary(t, "MOCKANTHROPIC_TLS_CERT="+filepath.Join(dir, "cert.pem"), "MOCKANTHROPIC_TLS_KEY="+filepath.Join(dir, "key.pem"))
+	resp, err = client.Get(base2 + "/_mock/health")
+	require.NoError(t, err, p2.log())
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, 2, resp.ProtoMajor)
+}
+
+func TestRunRejectsUnreadableTLSFiles(t *testing.T) {
+	env := map[string]string{"MOCKANTHROPIC_TLS_CERT": "/nonexistent/c.pem", "MOCKANTHROPIC_TLS_KEY": "/nonexistent/k.pem", "MOCKANTHROPIC_ADDR": "127.0.0.1:0"}
+	err := run(nil, func(k string) string { return env[k] }, io.Discard)
+	require.ErrorContains(t, err, "/nonexistent/c.pem")
 }

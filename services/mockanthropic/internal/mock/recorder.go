@@ -14,6 +14,7 @@ type RecordedRequest struct {
 	Method        string      `json:"method"`
 	Path          string      `json:"path"`
 	Query         string      `json:"query,omitempty"`
+	Proto         string      `json:"proto"` // "HTTP/2.0" or "HTTP/1.1": which protocol the caller spoke
 	Headers       http.Header `json:"headers"`
 	Body          string      `json:"body"`
 	BodyTruncated bool        `json:"body_truncated,omitempty"`
@@ -50,6 +51,7 @@ func (rc *recorder) add(r *http.Request, id string, body []byte) *RecordedReques
 		Method:    r.Method,
 		Path:      r.URL.Path,
 		Query:     r.URL.RawQuery,
+		Proto:     r.Proto,
 		Headers:   r.Header.Clone(),
 		Billed:    Billed{Speed: "standard"},
 	}

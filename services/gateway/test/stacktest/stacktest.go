@@ -2,11 +2,18 @@
 // Anthropic upstream, the gateway, the dashboard) on free loopback ports for
 // end-to-end tests, the way redistest starts a real redis-server. Processes
 // stop when the test ends; their logs are kept and shown when it fails.
+//
+// It lives with the services, not in pkg, because it builds them: the
+// libraries in pkg test on their own (cd pkg && GOWORK=off go test ./...).
+// The gateway's tests use it through internal/testenv; the dashboard's
+// end-to-end tests use it directly.
 package stacktest
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -109,13 +116,19 @@ type Spec struct {
 	Port int
 	// HealthPath is polled until it answers 200 (e.g. "/health").
 	HealthPath string
+	// TLS: the process serves HTTPS with a certificate RootCAs verifies
+	// (URL is then https://…).
+	TLS     bool
+	RootCAs *x509.CertPool
 }
 
 // Process is a running binary.
 type Process struct {
 	Name string
 	Port int
-	URL  string // http://127.0.0.1:port
+	URL  string // http://127.0.0.1:port, or https:// with Spec.TLS
+
+	client *http.Client
 
 	cmd  *exec.Cmd
 	logs *syncBuffer
@@ -147,11 +160,16 @@ func Start(tb testing.TB, spec Spec) *Process {
 func TryStart(tb testing.TB, spec Spec) (*Process, error) {
 	tb.Helper()
 	p := &Process{
-		Name: spec.Name,
-		Port: spec.Port,
-		URL:  "http://127.0.0.1:" + strconv.Itoa(spec.Port),
-		logs: &syncBuffer{},
-		done: make(chan struct{}),
+		Name:   spec.Name,
+		Port:   spec.Port,
+		URL:    "http://127.0.0.1:" + strconv.Itoa(spec.Port),
+		client: &http.Client{Timeout: time.Second},
+		logs:   &syncBuffer{},
+		done:   make(chan struct{}),
+	}
+	if spec.TLS {
+		p.URL = "https://127.0.0.1:" + strconv.Itoa(spec.Port)
+		p.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: spec.RootCAs}, ForceAttemptHTTP2: true}
 	}
 	cmd := exec.Command(spec.Bin, spec.Args...)
 	// A private working directory: the gateway reads a .env from its
@@ -190,7 +208,7 @@ func TryStart(tb testing.TB, spec Spec) (*Process, error) {
 }
 
 func (p *Process) waitHealthy(path string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := p.client
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -211,7 +229,10 @@ func (p *Process) waitHealthy(path string, timeout time.Duration) error {
 			err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
 		}
 		last = err
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-p.done:
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return fmt.Errorf("after %v: %w", timeout, last)
 }
@@ -220,6 +241,7 @@ func (p *Process) waitHealthy(path string, timeout time.Duration) error {
 // it. Safe to call more than once.
 func (p *Process) Stop() {
 	p.once.Do(func() {
+		p.client.CloseIdleConnections()
 		if p.cmd == nil || p.cmd.Process == nil {
 			return
 		}

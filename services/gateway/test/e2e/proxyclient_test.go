@@ -1,7 +1,6 @@
-package proxyclient_test
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,28 +19,28 @@ import (
 
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/proxyclient"
-	"github.com/keyward/keyward/pkg/stacktest"
+	"github.com/keyward/keyward/services/gateway/internal/testenv"
 )
 
-// attempt is one HTTP exchange as the client's transport saw it.
-type attempt struct {
+// pcAttempt is one HTTP exchange as the client's transport saw it.
+type pcAttempt struct {
 	at         time.Time
 	status     int
 	retryAfter string
 	err        error
 }
 
-// recorder is a RoundTripper that logs every attempt, so tests can see
+// pcRecorder is a RoundTripper that logs every pcAttempt, so tests can see
 // retries that the client otherwise hides.
-type recorder struct {
+type pcRecorder struct {
 	mu       sync.Mutex
-	attempts []attempt
+	attempts []pcAttempt
 	next     http.RoundTripper
 }
 
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+func (r *pcRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
-	a := attempt{at: time.Now(), err: err}
+	a := pcAttempt{at: time.Now(), err: err}
 	if resp != nil {
 		a.status, a.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
 	}
@@ -52,10 +50,10 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func (r *recorder) list() []attempt {
+func (r *pcRecorder) list() []pcAttempt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]attempt(nil), r.attempts...)
+	return append([]pcAttempt(nil), r.attempts...)
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -66,16 +64,14 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// TestAgainstRealGateway runs the client against the real gateway and mock
+// TestProxyClientAgainstRealGateway runs pkg/proxyclient against the real gateway and mock
 // upstream binaries. Each subtest uses its own identity (a JWT subject, an
 // HMAC key or the anonymous IP), so their rate limits do not interfere.
-func TestAgainstRealGateway(t *testing.T) {
+func TestProxyClientAgainstRealGateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the gateway and mock binaries")
 	}
-	bins := stacktest.Build(t, t.TempDir(), stacktest.GatewayPkg, stacktest.MockPkg)
-	mockKey := "sk-ant-api03-client-" + randomHex(t, 12)
-	mock := stacktest.Mock(t, bins[stacktest.MockPkg], mockKey)
+	mock := testenv.StartMock(t)
 
 	jwtSecret := []byte("jwt-" + randomHex(t, 24))
 	hmacSecret := []byte("hmac-" + randomHex(t, 24))
@@ -85,21 +81,19 @@ func TestAgainstRealGateway(t *testing.T) {
 	cfgFile := filepath.Join(dir, "keyward.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte("tiers:\n  slow: {requests: \"1/30s\"}\n"), 0o600))
 
-	gw, _ := stacktest.Gateway(t, bins[stacktest.GatewayPkg], map[string]string{
-		"KEYWARD_UPSTREAM_URL":         mock.URL,
-		"ANTHROPIC_API_KEY":            mockKey,
-		"KEYWARD_RATE_LIMIT":           "1/1s",
-		"KEYWARD_JWT_SECRET":           string(jwtSecret),
-		"KEYWARD_HMAC_KEYS_FILE":       keysFile,
-		"KEYWARD_CONFIG":               cfgFile,
-		"KEYWARD_UPSTREAM_MAX_RETRIES": "0", // so an upstream 529 reaches the client
-	})
+	gw := testenv.StartGateway(t, mock.URL,
+		"KEYWARD_RATE_LIMIT=1/1s",
+		"KEYWARD_JWT_SECRET="+string(jwtSecret),
+		"KEYWARD_HMAC_KEYS_FILE="+keysFile,
+		"KEYWARD_CONFIG="+cfgFile,
+		"KEYWARD_UPSTREAM_MAX_RETRIES=0", // so an upstream 529 reaches the client
+	)
 
 	// client returns a client for identity sub (tier optional), recording
 	// its attempts.
-	client := func(t *testing.T, sub, tier string, opts ...proxyclient.Option) (*proxyclient.Client, *recorder) {
+	client := func(t *testing.T, sub, tier string, opts ...proxyclient.Option) (*proxyclient.Client, *pcRecorder) {
 		t.Helper()
-		rec := &recorder{next: http.DefaultTransport}
+		rec := &pcRecorder{next: http.DefaultTransport}
 		all := []proxyclient.Option{proxyclient.WithHTTPClient(&http.Client{Transport: rec})}
 		if sub != "" {
 			all = append(all, proxyclient.WithTokenSource(func(context.Context) (string, error) {
@@ -284,52 +278,4 @@ func TestAgainstRealGateway(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NotContains(t, string(body), `"401"`, "the mock refused a key: %s", body)
-}
-
-// TestSignerHeadersAreVerifiable checks, with the gateway's own verifier,
-// that every attempt (a retry too) carries a complete, valid, fresh
-// signature over exactly the bytes sent.
-func TestSignerHeadersAreVerifiable(t *testing.T) {
-	secret := []byte("a-32-byte-or-longer-shared-secret!!")
-	verifier, err := auth.NewHMACVerifier([]auth.HMACKey{{ID: "svc-1", Secret: secret}}, auth.NewMemoryNonceStore(), auth.HMACOptions{})
-	require.NoError(t, err)
-
-	var mu sync.Mutex
-	var results []string
-	calls := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		for _, h := range []string{auth.HeaderKeyID, auth.HeaderTimestamp, auth.HeaderNonce, auth.HeaderSignature} {
-			if r.Header.Get(h) == "" {
-				t.Errorf("header %s missing", h)
-			}
-		}
-		id, err := verifier.Verify(r.Context(), r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header, body)
-		mu.Lock()
-		calls++
-		n := calls
-		if err != nil {
-			results = append(results, "refused: "+err.Error())
-		} else {
-			results = append(results, "ok: "+id.Subject)
-		}
-		mu.Unlock()
-		if err != nil {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		if n == 1 { // make the client retry: the retry must be signed afresh
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.Copy(w, bytes.NewReader([]byte(`{"answer":"ok","model":"m","usage":{},"request_id":"r"}`)))
-	}))
-	defer srv.Close()
-
-	c, err := proxyclient.New(srv.URL, proxyclient.WithSigner(auth.Signer{KeyID: "svc-1", Secret: secret}))
-	require.NoError(t, err)
-	_, err = c.Query(context.Background(), proxyclient.QueryRequest{Question: "signed?", Context: map[string]any{"n": 1}})
-	require.NoError(t, err)
-	require.Equal(t, []string{"ok: hmac:svc-1", "ok: hmac:svc-1"}, results)
 }
