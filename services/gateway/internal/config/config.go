@@ -253,6 +253,7 @@ func Load(env Getenv, version string) (*Config, error) {
 		}
 	}
 
+	c.checkPrices(&p)
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
 	c.validate(&p)
