@@ -18,11 +18,11 @@ type fileConfig struct {
 		MaxTokensCap   int64    `yaml:"max_tokens_cap"`
 		QueryMaxTokens int64    `yaml:"query_max_tokens"`
 	} `yaml:"models"`
-	Limits limitsYAML            `yaml:"limits"`
-	Tiers  map[string]limitsYAML `yaml:"tiers"`
-	Prices   map[string]priceYAML `yaml:"prices"`
-	Features featuresYAML         `yaml:"features"`
-	Alerts struct {
+	Limits   limitsYAML            `yaml:"limits"`
+	Tiers    map[string]limitsYAML `yaml:"tiers"`
+	Prices   map[string]priceYAML  `yaml:"prices"`
+	Features featuresYAML          `yaml:"features"`
+	Alerts   struct {
 		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
 	} `yaml:"alerts"`
 	Analytics map[string]QueryTypeYAML `yaml:"analytics"`
