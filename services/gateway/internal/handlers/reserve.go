@@ -30,7 +30,7 @@ func (h *Handlers) reservation(c *gin.Context, st *reqctx.State, req anthropic.M
 	}
 	res, err := h.Cfg.Prices.Reserve(anthropic.ReserveInput{
 		Model:              req.Model,
-		VisibleInputTokens: anthropic.EstimateInputTokens(body),
+		VisibleInputTokens: int64(float64(anthropic.EstimateInputTokens(body)) * anthropic.TokenizerFactor(req.Model)),
 		Features:           f,
 		Policy:             h.Cfg.FeaturePolicy(st.Caller.Tier),
 		OutputTokens:       outputTokens,
