@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/redistest"
 	"github.com/keyward/keyward/services/gateway/internal/testenv"
 )
@@ -78,9 +79,9 @@ func TestURLDocumentReservesItsBound(t *testing.T) {
 
 	wg.Wait()
 	require.Equal(t, []int{http.StatusOK, http.StatusOK}, codes)
-	// Settled to what the mock billed (the body's visible tokens here),
-	// which frees the budget again.
-	require.Eventually(t, func() bool { return spentUSD(t, gws[0]) < 0.1 }, 3*time.Second, 20*time.Millisecond)
+	// Settled to what the mock billed (its default 10 pages × 3,000 tokens
+	// per document, ~$0.09 a call), which frees the budget again.
+	require.Eventually(t, func() bool { return spentUSD(t, gws[0]) < 0.5 }, 3*time.Second, 20*time.Millisecond)
 	code, _, b = post(t, gws[0].URL+"/v1/messages", nil, `{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`)
 	require.Equal(t, http.StatusOK, code, string(b))
 }
@@ -122,4 +123,93 @@ features:
 	code, _, b := post(t, gw.URL+"/v1/messages", map[string]string{"anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27"},
 		`{"model":"claude-haiku-4-5","max_tokens":100,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":2}],"messages":[{"role":"user","content":"hi"}]}`)
 	require.Equal(t, http.StatusOK, code, string(b))
+}
+
+// billedCost prices what the mock says the real API billed for each call,
+// with the gateway's own price table.
+func billedCost(t *testing.T, mock *testenv.Proc) (usd float64, calls int) {
+	t.Helper()
+	_, _, b := testenv.Do(t, http.MethodGet, mock.URL+"/_mock/requests", nil, "")
+	var rec struct {
+		Requests []struct {
+			Path   string          `json:"path"`
+			Billed json.RawMessage `json:"billed"`
+		} `json:"requests"`
+	}
+	require.NoError(t, json.Unmarshal(b, &rec))
+	prices := anthropic.DefaultPrices()
+	for _, r := range rec.Requests {
+		if r.Path != "/v1/messages" || len(r.Billed) == 0 {
+			continue
+		}
+		var u anthropic.Usage
+		var x anthropic.UsageExt
+		require.NoError(t, json.Unmarshal(r.Billed, &u))
+		require.NoError(t, json.Unmarshal(r.Billed, &x))
+		if u.TotalTokens() == 0 {
+			continue
+		}
+		bill, ok := prices.Bill("claude-sonnet-4-5", u, x)
+		require.True(t, ok)
+		usd += bill.TotalUSD()
+		calls++
+	}
+	return usd, calls
+}
+
+// The issue's attack: 20 concurrent 100-page PDFs by URL (~385k input tokens
+// billed each, at Sonnet 4.5's >200k premium) against a $5 budget on three
+// replicas. Before reservations saw fetched input, all 20 were admitted and
+// $46.65 spent.
+func TestURLDocumentsNeverOverspendTheBudget(t *testing.T) {
+	rds := redistest.Start(t)
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-sonnet-4-5]
+  default: claude-sonnet-4-5
+limits:
+  requests: "1000/60s"
+  daily_budget_usd: 5
+`)
+	var gws []*testenv.Gateway
+	for i := 0; i < 3; i++ {
+		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT="))
+	}
+	body := `{"model":"claude-sonnet-4-5","max_tokens":1000,"messages":[{"role":"user","content":[
+		{"type":"document","source":{"type":"url","url":"https://example.com/100-pages.pdf"}},
+		{"type":"text","text":"Summarise. [[mock:doc_pages=100 doc_page_tokens=3850 first_byte_ms=1000 output_tokens=200]]"}]}]}`
+	codes := make([]int, 20)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var b []byte
+			codes[i], _, b = post(t, gws[i%3].URL+"/v1/messages", nil, body)
+			if codes[i] != http.StatusOK {
+				require.Contains(t, string(b), "Daily budget")
+			}
+		}(i)
+	}
+	wg.Wait()
+	admitted := 0
+	for _, c := range codes {
+		if c == http.StatusOK {
+			admitted++
+		} else {
+			require.Equal(t, http.StatusTooManyRequests, c)
+		}
+	}
+	var spent float64
+	require.Eventually(t, func() bool {
+		spent = spentUSD(t, gws[0])
+		return spent > 0
+	}, 3*time.Second, 20*time.Millisecond)
+	billed, calls := billedCost(t, mock)
+	t.Logf("figure: %d of 20 URL-document calls admitted, gateway spent $%.6f, upstream billed $%.6f over %d calls (budget $5)", admitted, spent, billed, calls)
+	require.GreaterOrEqual(t, admitted, 1)
+	require.Equal(t, admitted, calls, "every upstream call was admitted by the gateway")
+	require.LessOrEqual(t, billed, 5.25, "what the upstream billed stays within the budget")
+	require.InDelta(t, billed, spent, 2e-6*float64(calls), "the gateway settled to what the upstream billed")
 }
