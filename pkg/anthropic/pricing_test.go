@@ -131,8 +131,8 @@ func TestBillHandComputed(t *testing.T) {
 	prices := DefaultPrices()
 	const M = 1_000_000
 	k := Usage{InputTokens: 1000, OutputTokens: 1000}
-	it := func(in, cr, out int64) UsageIteration {
-		return UsageIteration{InputTokens: in, CacheReadInputTokens: cr, OutputTokens: out}
+	it := func(in, cr, out int64) IterationUsage {
+		return IterationUsage{InputTokens: in, CacheReadInputTokens: cr, OutputTokens: out}
 	}
 	tests := []struct {
 		name      string
@@ -171,25 +171,25 @@ func TestBillHandComputed(t *testing.T) {
 		// Two iterations of 150k: each under 200k, so base rates
 		// (2 · (150,000·3 + 100·15) = 903,000 µ$), although the sum is 300k.
 		{"long context per iteration, not cumulative", "claude-sonnet-4-5", Usage{InputTokens: 300_000, OutputTokens: 200},
-			UsageExt{Iterations: []UsageIteration{it(150_000, 0, 100), it(150_000, 0, 100)}}, 0.903000, false, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(150_000, 0, 100), it(150_000, 0, 100)}}, 0.903000, false, false, 1},
 		// Without iterations the same usage is one 300k prompt: 300,000·6 + 200·22.5.
 		{"no iterations: the whole call", "claude-sonnet-4-5", Usage{InputTokens: 300_000, OutputTokens: 200}, UsageExt{}, 1.804500, true, false, 1},
 		// Exactly 200,000 is long: 200,000·6 + 100·22.5 = 1,202,250 µ$.
 		{"200k is long context", "claude-sonnet-4-5", Usage{InputTokens: 200_000, OutputTokens: 100},
-			UsageExt{Iterations: []UsageIteration{it(200_000, 0, 100)}}, 1.202250, true, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(200_000, 0, 100)}}, 1.202250, true, false, 1},
 		// 199,999·3 + 100·15 = 601,497 µ$.
 		{"199,999 is not", "claude-sonnet-4-5", Usage{InputTokens: 199_999, OutputTokens: 100},
-			UsageExt{Iterations: []UsageIteration{it(199_999, 0, 100)}}, 0.601497, false, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(199_999, 0, 100)}}, 0.601497, false, false, 1},
 		// 250k·6 + 100·22.5 = 1,502,250 and 10k·3 + 100·15 = 31,500.
 		{"one long iteration, one short", "claude-sonnet-4-5", Usage{InputTokens: 260_000, OutputTokens: 200},
-			UsageExt{Iterations: []UsageIteration{it(250_000, 0, 100), it(10_000, 0, 100)}}, 1.533750, true, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(250_000, 0, 100), it(10_000, 0, 100)}}, 1.533750, true, false, 1},
 		// Cache reads count towards the threshold: 1000·6 + 199,000·0.60.
 		{"cache reads count towards the threshold", "claude-sonnet-4-5", Usage{InputTokens: 1000, CacheReadInputTokens: 199_000},
-			UsageExt{Iterations: []UsageIteration{it(1000, 199_000, 0)}}, 0.125400, true, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(1000, 199_000, 0)}}, 0.125400, true, false, 1},
 		// Top level says 1,000 more input than the iterations: priced too
 		// (at the whole call's tier, 3 $/MTok here): 451,500 + 3,000.
 		{"tokens beyond the iterations are billed", "claude-sonnet-4-5", Usage{InputTokens: 151_000, OutputTokens: 100},
-			UsageExt{Iterations: []UsageIteration{it(150_000, 0, 100)}}, 0.454500, false, false, 1},
+			UsageExt{Iterations: []IterationUsage{it(150_000, 0, 100)}}, 0.454500, false, false, 1},
 		// Haiku 5.5: up to 100,000 at $0.10, above at $0.50.
 		{"haiku 5.5 at 100,000", "claude-haiku-5-5", Usage{InputTokens: 100_000}, UsageExt{}, 0.010000, false, false, 1},
 		{"haiku 5.5 at 100,001", "claude-haiku-5-5", Usage{InputTokens: 100_001}, UsageExt{}, 0.050001, true, false, 1},

@@ -1,11 +1,10 @@
 package anthropic
 
-// The usage fields beyond token counts that change what a call costs
-// (reference/api-billing.md): server-tool fees, the fast-mode and
-// data-residency multipliers, and the per-iteration split of a server-tool
-// loop (the long-context threshold applies per iteration). The metering
-// side embeds UsageExt in Usage (its JSON tags match the API's usage
-// object); PriceTable.Bill takes it beside the token counts.
+// The usage fields below carry what the API bills beyond plain token
+// counts. They live in their own type so the metering code can fill them
+// without the price model depending on how usage is parsed: embed UsageExt
+// in Usage (its JSON tags match the API's usage object) or pass it to
+// PriceTable.Bill beside the token counts.
 
 // UsageExt is the billing-relevant part of a usage object besides tokens.
 type UsageExt struct {
@@ -21,19 +20,18 @@ type UsageExt struct {
 	InferenceGeo string `json:"inference_geo,omitempty"`
 	// Iterations splits the usage of a server-tool loop by sampling
 	// iteration; the long-context threshold applies to each on its own.
-	Iterations []UsageIteration `json:"iterations,omitempty"`
+	Iterations []IterationUsage `json:"iterations,omitempty"`
 }
 
-// ServerToolUse counts the server-tool requests a call made
-// (usage.server_tool_use); web searches and code execution carry a fee.
+// ServerToolUse is usage.server_tool_use.
 type ServerToolUse struct {
 	WebSearchRequests     int64 `json:"web_search_requests"`
 	WebFetchRequests      int64 `json:"web_fetch_requests"`
 	CodeExecutionRequests int64 `json:"code_execution_requests"`
 }
 
-// UsageIteration is the usage of one sampling iteration (usage.iterations).
-type UsageIteration struct {
+// IterationUsage is one entry of usage.iterations.
+type IterationUsage struct {
 	Type                     string         `json:"type,omitempty"`
 	InputTokens              int64          `json:"input_tokens"`
 	OutputTokens             int64          `json:"output_tokens"`
@@ -43,7 +41,7 @@ type UsageIteration struct {
 }
 
 // Tokens is the iteration as a plain Usage.
-func (it UsageIteration) Tokens() Usage {
+func (it IterationUsage) Tokens() Usage {
 	return Usage{
 		InputTokens:              it.InputTokens,
 		OutputTokens:             it.OutputTokens,
