@@ -163,62 +163,246 @@ func mayFetch(raw []byte) bool {
 		bytes.Contains(raw, []byte(`"container_upload"`)) || bytes.Contains(raw, []byte(`\u`))
 }
 
-// scanContent counts fetched documents and images in messages or system.
-// Only bodies that may hold one are decoded, so the common request pays one
-// bytes.Contains pass.
+// scanContent counts fetched documents and images in messages or system,
+// in one pass over the bytes that allocates nothing (a 32 MB body of base64
+// is skipped at memory speed, not decoded). Only bodies that may hold such a
+// block are scanned at all.
 func (f *Features) scanContent(raw json.RawMessage) error {
 	if len(raw) == 0 || !mayFetch(raw) {
 		return nil
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return &RequestError{Problem: "messages: not valid JSON", err: err}
-	}
-	f.walk(v, 0)
+	scanBlocks(raw, f)
 	return nil
 }
 
-// maxWalkDepth bounds recursion on hostile nesting; the body parser already
-// accepted the document, and blocks deeper than this are not a shape the API
-// reads.
-const maxWalkDepth = 64
+// maxScanDepth bounds the per-level state; blocks deeper than this are not a
+// shape the API reads.
+const maxScanDepth = 64
 
-func (f *Features) walk(v any, depth int) {
-	if depth > maxWalkDepth {
-		return
-	}
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			f.walk(e, depth+1)
+// Values of "type" the scan tells apart.
+const (
+	tOther uint8 = iota
+	tDocument
+	tImage
+	tUpload
+	tURL
+	tFile
+)
+
+type blockFrame struct {
+	object    bool
+	expectKey bool
+	keyType   bool // the current key is "type"
+	keySource bool // the current key is "source"
+	keyInput  bool // the current key is "input" (tool_use input: caller data, not content)
+	source    bool // this object is the value of a "source" key
+	typ       uint8
+	srcType   uint8
+}
+
+// scanBlocks counts document and image blocks whose source.type is "url"
+// or "file", and container_upload blocks, in already validated JSON.
+func scanBlocks(b []byte, f *Features) {
+	var (
+		stack [maxScanDepth]blockFrame
+		depth int
+		buf   [32]byte
+	)
+	top := func() *blockFrame {
+		if depth == 0 || depth > maxScanDepth {
+			return nil
 		}
-	case map[string]any:
-		typ, _ := x["type"].(string)
-		switch typ {
-		case "document", "image":
-			if src, ok := x["source"].(map[string]any); ok {
-				st, _ := src["type"].(string)
-				switch {
-				case st == "url" && typ == "document":
-					f.URLDocuments++
-				case st == "url":
-					f.URLImages++
-				case st == "file" && typ == "document":
-					f.FileDocuments++
-				case st == "file":
-					f.FileImages++
+		return &stack[depth-1]
+	}
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			parent := top()
+			if parent != nil && parent.object && parent.keyInput {
+				i = skipValue(b, i)
+				continue
+			}
+			depth++
+			if fr := top(); fr != nil {
+				*fr = blockFrame{object: c == '{', expectKey: c == '{', source: c == '{' && parent != nil && parent.object && parent.keySource}
+			}
+		case '}', ']':
+			if fr := top(); fr != nil && fr.object {
+				if fr.source {
+					if p := parentOf(stack[:], depth); p != nil {
+						p.srcType = fr.typ
+					}
+				} else {
+					countBlock(fr, f)
 				}
 			}
-		case "container_upload":
-			f.ContainerUploads++
-		}
-		for _, e := range x {
-			switch e.(type) {
-			case []any, map[string]any:
-				f.walk(e, depth+1)
+			if depth > 0 {
+				depth--
+			}
+		case ',':
+			if fr := top(); fr != nil && fr.object {
+				fr.expectKey = true
+			}
+		case ':':
+			if fr := top(); fr != nil && fr.object {
+				fr.expectKey = false
+			}
+		case '"':
+			j, esc := i+1, false
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					esc = true
+					j++
+				}
+			}
+			str := b[i+1 : min(j, len(b))]
+			i = j
+			fr := top()
+			if fr == nil || !fr.object {
+				continue
+			}
+			if esc {
+				var ok bool
+				if str, ok = unescapeShort(str, buf[:0]); !ok {
+					str = nil
+				}
+			}
+			if fr.expectKey {
+				fr.keyType = string(str) == "type"
+				fr.keySource = string(str) == "source"
+				fr.keyInput = string(str) == "input"
+				continue
+			}
+			if fr.keyType {
+				fr.typ = classifyType(str)
 			}
 		}
 	}
+}
+
+// skipValue returns the index of the bracket closing the array or object
+// that opens at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(b)
+}
+
+func parentOf(stack []blockFrame, depth int) *blockFrame {
+	if depth < 2 || depth-1 > len(stack) {
+		return nil
+	}
+	return &stack[depth-2]
+}
+
+func countBlock(fr *blockFrame, f *Features) {
+	switch {
+	case fr.typ == tUpload:
+		f.ContainerUploads++
+	case fr.typ == tDocument && fr.srcType == tURL:
+		f.URLDocuments++
+	case fr.typ == tDocument && fr.srcType == tFile:
+		f.FileDocuments++
+	case fr.typ == tImage && fr.srcType == tURL:
+		f.URLImages++
+	case fr.typ == tImage && fr.srcType == tFile:
+		f.FileImages++
+	}
+}
+
+func classifyType(s []byte) uint8 {
+	switch string(s) {
+	case "document":
+		return tDocument
+	case "image":
+		return tImage
+	case "container_upload":
+		return tUpload
+	case "url":
+		return tURL
+	case "file":
+		return tFile
+	}
+	return tOther
+}
+
+// unescapeShort decodes the JSON escapes of a short string into dst; the
+// values the scan compares are short, so a long string is never one.
+func unescapeShort(s, dst []byte) ([]byte, bool) {
+	if len(s) > 6*cap(dst) {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			if len(dst) == cap(dst) {
+				return nil, false
+			}
+			dst = append(dst, c)
+			continue
+		}
+		if i+1 >= len(s) {
+			return nil, false
+		}
+		i++
+		switch s[i] {
+		case '"', '\\', '/':
+			c = s[i]
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		case 'u':
+			if i+4 >= len(s) {
+				return nil, false
+			}
+			var r rune
+			for _, h := range s[i+1 : i+5] {
+				r <<= 4
+				switch {
+				case h >= '0' && h <= '9':
+					r |= rune(h - '0')
+				case h|0x20 >= 'a' && h|0x20 <= 'f':
+					r |= rune(h|0x20-'a') + 10
+				default:
+					return nil, false
+				}
+			}
+			i += 4
+			if r >= 0x80 {
+				return nil, false // not ASCII: none of the compared values
+			}
+			c = byte(r)
+		default:
+			return nil, false
+		}
+		if len(dst) == cap(dst) {
+			return nil, false
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
 }
 
 // ServerToolUses is the most server tool calls the request allows: the sum

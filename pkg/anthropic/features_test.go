@@ -2,7 +2,9 @@ package anthropic
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -175,4 +177,47 @@ func TestReserveRefusals(t *testing.T) {
 	_, err = prices.Reserve(ReserveInput{Model: "claude-haiku-4-5", Policy: DefaultFeaturePolicy(), Features: Features{MCPServers: 1}})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	require.ErrorContains(t, err, "mcp_servers")
+}
+
+func TestDetectFeaturesNesting(t *testing.T) {
+	doc := `{"type":"document","source":{"type":"url","url":"https://e/a.pdf"}}`
+	t.Run("tool_use input is not content", func(t *testing.T) {
+		f := detect(t, `{"model":"m","max_tokens":10,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"x":`+doc+`}}]},
+			{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[`+doc+`]}]}]}`)
+		require.Equal(t, 1, f.URLDocuments)
+	})
+	t.Run("a web_fetch result nests its document in an object", func(t *testing.T) {
+		f := detect(t, `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[{"type":"web_fetch_tool_result","tool_use_id":"t","content":{"type":"web_fetch_result","url":"u","content":`+doc+`}}]}]}`)
+		require.Equal(t, 1, f.URLDocuments)
+	})
+	t.Run("hostile nesting is one pass and still counted", func(t *testing.T) {
+		const depth = 5000
+		body := `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":` +
+			strings.Repeat(`{"type":"x","content":`, depth) + `[` + doc + `]` + strings.Repeat(`}`, depth) + `}]}`
+		start := time.Now()
+		f := detect(t, body)
+		require.Less(t, time.Since(start), 2*time.Second)
+		_ = f // counted down to maxWalkDepth; deeper is not a shape the API reads
+		shallow := `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":` +
+			strings.Repeat(`[`, 40) + doc + strings.Repeat(`]`, 40) + `}]}`
+		require.Equal(t, 1, detect(t, shallow).URLDocuments, "deeper than the typed decode, still counted")
+	})
+}
+
+func BenchmarkDetectFeaturesLargeBody(b *testing.B) {
+	img := strings.Repeat("iVBORw0KGgoAAAANSUhEUgAA", 200_000) // ~4.8 MB of base64
+	body := []byte(`{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[
+		{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + img + `"}},
+		{"type":"document","source":{"type":"url","url":"https://e/a.pdf"}},{"type":"text","text":"compare"}]}]}`)
+	req, err := ParseMessageRequest(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if f, _ := DetectFeatures(req, nil); f.URLDocuments != 1 {
+			b.Fatal(f)
+		}
+	}
 }
