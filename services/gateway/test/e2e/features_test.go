@@ -213,3 +213,30 @@ limits:
 	require.LessOrEqual(t, billed, 5.25, "what the upstream billed stays within the budget")
 	require.InDelta(t, billed, spent, 2e-6*float64(calls), "the gateway settled to what the upstream billed")
 }
+
+// Multipliers apply to the reservation: 8,000 output tokens of Opus 4.6 at
+// $25/MTok reserve $0.20, fits a $1 budget; in fast mode (6x) the same call
+// could cost $1.20 and is refused before it is made.
+func TestFastModeIsReservedAtItsMultiplier(t *testing.T) {
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-opus-4-6]
+  default: claude-opus-4-6
+limits:
+  daily_budget_usd: 1
+`)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
+	call := func(extra string) (int, string) {
+		code, _, b := post(t, gw.URL+"/v1/messages", map[string]string{"anthropic-beta": "fast-mode-2026-02-01"},
+			`{"model":"claude-opus-4-6","max_tokens":8000`+extra+`,"messages":[{"role":"user","content":"hi [[mock:output_tokens=10]]"}]}`)
+		return code, string(b)
+	}
+	code, b := call(`,"speed":"fast"`)
+	require.Equal(t, http.StatusBadRequest, code, b)
+	require.Contains(t, b, "daily budget")
+	code, b = call(`,"inference_geo":"us"`)
+	require.Equal(t, http.StatusOK, code, b)
+	code, b = call(``)
+	require.Equal(t, http.StatusOK, code, b)
+}
