@@ -240,3 +240,51 @@ limits:
 	code, b = call(``)
 	require.Equal(t, http.StatusOK, code, b)
 }
+
+// TestReservationCoversWhatTheUpstreamBills: for each feature that makes the
+// API read input the body does not show, at the large end of real sizes,
+// the reservation held while the call runs (seen in /api/rate-limit-status)
+// is at least what the upstream then bills, priced with every fee.
+func TestReservationCoversWhatTheUpstreamBills(t *testing.T) {
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-sonnet-4-5]
+  default: claude-sonnet-4-5
+limits:
+  requests: "1000/60s"
+  daily_budget_usd: 50
+`)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
+	const hold = "first_byte_ms=1500 output_tokens=800"
+	for _, tt := range []struct{ name, content, tools string }{
+		{"100-page URL PDF", `[{"type":"document","source":{"type":"url","url":"https://e/a.pdf"}},{"type":"text","text":"sum [[mock:doc_pages=100 doc_page_tokens=3850 ` + hold + `]]"}]`, ""},
+		{"Files API PDF", `[{"type":"document","source":{"type":"file","file_id":"file_1"}},{"type":"text","text":"sum [[mock:doc_pages=60 doc_page_tokens=3000 ` + hold + `]]"}]`, ""},
+		{"URL image", `[{"type":"image","source":{"type":"url","url":"https://e/a.png"}},{"type":"text","text":"what [[mock:image_size=1568x1568 ` + hold + `]]"}]`, ""},
+		{"web search", `"news [[mock:web_search=3 search_result_tokens=20000 ` + hold + `]]"`, `,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3}]`},
+		{"web fetch", `"read https://e/x [[mock:web_fetch=2 fetch_tokens=100000 ` + hold + `]]"`, `,"tools":[{"type":"web_fetch_20250910","name":"web_fetch","max_uses":2}]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mock.MockPost(t, "/_mock/reset", "{}")
+			before := spentUSD(t, gw)
+			done := make(chan int, 1)
+			go func() {
+				code, _, b := post(t, gw.URL+"/v1/messages", nil, `{"model":"claude-sonnet-4-5","max_tokens":1000`+tt.tools+`,"messages":[{"role":"user","content":`+tt.content+`}]}`)
+				if code != http.StatusOK {
+					t.Errorf("%d: %s", code, b)
+				}
+				done <- code
+			}()
+			var reserved float64
+			require.Eventually(t, func() bool {
+				reserved = spentUSD(t, gw) - before
+				return reserved > 0
+			}, 1200*time.Millisecond, 10*time.Millisecond, "the reservation is held while the call runs")
+			<-done
+			billed, calls := billedCost(t, mock)
+			require.Equal(t, 1, calls)
+			t.Logf("figure: %s reserved $%.4f, upstream billed $%.4f", tt.name, reserved, billed)
+			require.GreaterOrEqual(t, reserved, billed, "the reservation covers the bill")
+		})
+	}
+}
