@@ -49,8 +49,11 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			}
 			defer release()
 		}
-		inEst := anthropic.EstimateInputTokens(body)
-		d, err := h.admit(c, st, inEst+req.MaxTokens, h.estimateCost(req.Model, inEst, req.MaxTokens))
+		res, err := h.reservation(c, st, req, body, req.MaxTokens)
+		if err != nil {
+			return err
+		}
+		d, err := h.admit(c, st, res.Tokens(), res.CostUSD)
 		if err != nil {
 			return err
 		}
