@@ -94,7 +94,7 @@ func ExampleParseMessageRequest() {
 func ExampleEstimateInputTokens() {
 	body := []byte(`{"model":"claude-haiku-4-5","max_tokens":256,"messages":[{"role":"user","content":"What is MRR?"}]}`)
 	fmt.Println(anthropic.EstimateInputTokens(body))
-	// Output: 24
+	// Output: 28
 }
 
 func ExampleOutboundHeaders() {

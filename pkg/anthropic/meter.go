@@ -348,7 +348,7 @@ type usageJSON struct {
 	ServiceTier              *string           `json:"service_tier"`
 	Speed                    *string           `json:"speed"`
 	InferenceGeo             *string           `json:"inference_geo"`
-	Iterations               *[]UsageIteration `json:"iterations"`
+	Iterations               *[]IterationUsage `json:"iterations"`
 }
 
 // overlay copies the non-null fields into dst. Negative counts from a broken
@@ -368,8 +368,9 @@ func (u *usageJSON) overlay(dst *Usage) {
 	}
 	if u.ServerToolUse != nil {
 		dst.ServerToolUse = &ServerToolUse{
-			WebSearchRequests: max(u.ServerToolUse.WebSearchRequests, 0),
-			WebFetchRequests:  max(u.ServerToolUse.WebFetchRequests, 0),
+			WebSearchRequests:     max(u.ServerToolUse.WebSearchRequests, 0),
+			WebFetchRequests:      max(u.ServerToolUse.WebFetchRequests, 0),
+			CodeExecutionRequests: max(u.ServerToolUse.CodeExecutionRequests, 0),
 		}
 	}
 	str := func(dst *string, v *string) {
@@ -381,9 +382,9 @@ func (u *usageJSON) overlay(dst *Usage) {
 	str(&dst.Speed, u.Speed)
 	str(&dst.InferenceGeo, u.InferenceGeo)
 	if u.Iterations != nil {
-		its := make([]UsageIteration, len(*u.Iterations))
+		its := make([]IterationUsage, len(*u.Iterations))
 		for i, it := range *u.Iterations {
-			its[i] = UsageIteration{
+			its[i] = IterationUsage{
 				Type:                     sanitizeToken(it.Type),
 				InputTokens:              max(it.InputTokens, 0),
 				OutputTokens:             max(it.OutputTokens, 0),
@@ -547,7 +548,7 @@ func (m *StreamMeter) Usage() Usage {
 		st := *u.ServerToolUse
 		u.ServerToolUse = &st
 	}
-	u.Iterations = append([]UsageIteration(nil), u.Iterations...)
+	u.Iterations = append([]IterationUsage(nil), u.Iterations...)
 	if len(u.Iterations) == 0 {
 		u.Iterations = nil
 	}

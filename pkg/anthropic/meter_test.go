@@ -246,7 +246,7 @@ func TestMeterJSON(t *testing.T) {
 				{"type":"message","input_tokens":3,"output_tokens":-4,"cache_creation_input_tokens":0,"cache_read_input_tokens":1}]}}`,
 			want: Usage{InputTokens: 5, OutputTokens: 7, UsageExt: UsageExt{
 				ServerToolUse: &ServerToolUse{WebSearchRequests: 3, WebFetchRequests: 2}, Speed: "fast", InferenceGeo: "us",
-				Iterations: []UsageIteration{{Type: "message", InputTokens: 2, OutputTokens: 3}, {Type: "message", InputTokens: 3, CacheReadInputTokens: 1}},
+				Iterations: []IterationUsage{{Type: "message", InputTokens: 2, OutputTokens: 3}, {Type: "message", InputTokens: 3, CacheReadInputTokens: 1}},
 			}},
 			model: "claude-opus-4-6",
 		},

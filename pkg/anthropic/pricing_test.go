@@ -123,3 +123,98 @@ func TestReserveCostIsAnUpperBound(t *testing.T) {
 	long, _ := prices.ReserveCost("claude-sonnet-4-5", 300_000, 0)
 	require.InDelta(t, 300_000*12/1e6, long, 1e-9, "over 200k the long-context tier applies")
 }
+
+// TestBillHandComputed: every fee and multiplier, each figure worked out by
+// hand from the cited prices (see DefaultPrices) and charged to the
+// micro-dollar.
+func TestBillHandComputed(t *testing.T) {
+	prices := DefaultPrices()
+	const M = 1_000_000
+	k := Usage{InputTokens: 1000, OutputTokens: 1000}
+	it := func(in, cr, out int64) IterationUsage {
+		return IterationUsage{InputTokens: in, CacheReadInputTokens: cr, OutputTokens: out}
+	}
+	tests := []struct {
+		name      string
+		model     string
+		usage     Usage
+		ext       UsageExt
+		want      float64
+		long      bool
+		bounded   bool
+		wantSpeed float64
+	}{
+		// 1000·3 + 500·15 = 10,500 µ$ of tokens + 10 searches · $0.01.
+		{"web search fee", "claude-sonnet-4-5", Usage{InputTokens: 1000, OutputTokens: 500},
+			UsageExt{ServerToolUse: &ServerToolUse{WebSearchRequests: 10}}, 0.010500 + 0.100000, false, false, 1},
+		{"web fetch is free beyond tokens", "claude-sonnet-4-5", Usage{InputTokens: 1000, OutputTokens: 500},
+			UsageExt{ServerToolUse: &ServerToolUse{WebFetchRequests: 3}}, 0.010500, false, false, 1},
+		// 2 · (5 min of $0.05/h) = $0.0083333.
+		{"code execution at the container minimum", "claude-sonnet-4-5", Usage{InputTokens: 1000, OutputTokens: 500},
+			UsageExt{ServerToolUse: &ServerToolUse{CodeExecutionRequests: 2}}, 0.010500 + 0.008333, false, false, 1},
+		// 1000·5 + 1000·25 = 30,000 µ$; fast 6x = 180,000.
+		{"fast opus 4.6 is 6x", "claude-opus-4-6", k, UsageExt{Speed: "fast"}, 0.180000, false, false, 6},
+		{"fast opus 4.8 is 2x", "claude-opus-4-8", k, UsageExt{Speed: "fast"}, 0.060000, false, false, 2},
+		{"standard speed is 1x", "claude-opus-4-8", k, UsageExt{Speed: "standard"}, 0.030000, false, false, 1},
+		// 1000·4 + 1000·20 = 24,000 µ$, no documented multiplier: 6x.
+		{"fast without a documented multiplier is bounded", "claude-opus-5-5", k, UsageExt{Speed: "fast"}, 0.144000, false, true, 6},
+		{"inference_geo us is 1.1x", "claude-opus-4-6", k, UsageExt{InferenceGeo: "us"}, 0.033000, false, false, 1},
+		{"inference_geo global is 1x", "claude-opus-4-6", k, UsageExt{InferenceGeo: "global"}, 0.030000, false, false, 1},
+		{"an unknown geo errs high", "claude-opus-4-6", k, UsageExt{InferenceGeo: "eu"}, 0.033000, false, false, 1},
+		{"fast and geo stack", "claude-opus-5", k, UsageExt{Speed: "fast", InferenceGeo: "us"}, 0.066000, false, false, 2},
+		{"fees are not multiplied", "claude-opus-4-6", k,
+			UsageExt{InferenceGeo: "us", ServerToolUse: &ServerToolUse{WebSearchRequests: 1}}, 0.033000 + 0.010000, false, false, 1},
+		// 1M 1h writes on Sonnet 4.6: $6 · 1.1.
+		{"geo applies to cache writes", "claude-sonnet-4-6", Usage{CacheCreationInputTokens: M, CacheCreation: &CacheCreation{Ephemeral1h: M}},
+			UsageExt{InferenceGeo: "us"}, 6.600000, false, false, 1},
+		{"geo applies to cache reads", "claude-sonnet-4-6", Usage{CacheReadInputTokens: M}, UsageExt{InferenceGeo: "us"}, 0.330000, false, false, 1},
+		// Two iterations of 150k: each under 200k, so base rates
+		// (2 · (150,000·3 + 100·15) = 903,000 µ$), although the sum is 300k.
+		{"long context per iteration, not cumulative", "claude-sonnet-4-5", Usage{InputTokens: 300_000, OutputTokens: 200},
+			UsageExt{Iterations: []IterationUsage{it(150_000, 0, 100), it(150_000, 0, 100)}}, 0.903000, false, false, 1},
+		// Without iterations the same usage is one 300k prompt: 300,000·6 + 200·22.5.
+		{"no iterations: the whole call", "claude-sonnet-4-5", Usage{InputTokens: 300_000, OutputTokens: 200}, UsageExt{}, 1.804500, true, false, 1},
+		// Exactly 200,000 is long: 200,000·6 + 100·22.5 = 1,202,250 µ$.
+		{"200k is long context", "claude-sonnet-4-5", Usage{InputTokens: 200_000, OutputTokens: 100},
+			UsageExt{Iterations: []IterationUsage{it(200_000, 0, 100)}}, 1.202250, true, false, 1},
+		// 199,999·3 + 100·15 = 601,497 µ$.
+		{"199,999 is not", "claude-sonnet-4-5", Usage{InputTokens: 199_999, OutputTokens: 100},
+			UsageExt{Iterations: []IterationUsage{it(199_999, 0, 100)}}, 0.601497, false, false, 1},
+		// 250k·6 + 100·22.5 = 1,502,250 and 10k·3 + 100·15 = 31,500.
+		{"one long iteration, one short", "claude-sonnet-4-5", Usage{InputTokens: 260_000, OutputTokens: 200},
+			UsageExt{Iterations: []IterationUsage{it(250_000, 0, 100), it(10_000, 0, 100)}}, 1.533750, true, false, 1},
+		// Cache reads count towards the threshold: 1000·6 + 199,000·0.60.
+		{"cache reads count towards the threshold", "claude-sonnet-4-5", Usage{InputTokens: 1000, CacheReadInputTokens: 199_000},
+			UsageExt{Iterations: []IterationUsage{it(1000, 199_000, 0)}}, 0.125400, true, false, 1},
+		// Top level says 1,000 more input than the iterations: priced too
+		// (at the whole call's tier, 3 $/MTok here): 451,500 + 3,000.
+		{"tokens beyond the iterations are billed", "claude-sonnet-4-5", Usage{InputTokens: 151_000, OutputTokens: 100},
+			UsageExt{Iterations: []IterationUsage{it(150_000, 0, 100)}}, 0.454500, false, false, 1},
+		// Haiku 5.5: up to 100,000 at $0.10, above at $0.50.
+		{"haiku 5.5 at 100,000", "claude-haiku-5-5", Usage{InputTokens: 100_000}, UsageExt{}, 0.010000, false, false, 1},
+		{"haiku 5.5 at 100,001", "claude-haiku-5-5", Usage{InputTokens: 100_001}, UsageExt{}, 0.050001, true, false, 1},
+		// Long context, fast and geo with a search, all at once, on Sonnet
+		// 4.5 (no fast multiplier documented: 6x bound):
+		// (200,000·6 + 1,000·22.5) · 6 · 1.1 + $0.01.
+		{"everything", "claude-sonnet-4-5", Usage{InputTokens: 200_000, OutputTokens: 1000},
+			UsageExt{Speed: "fast", InferenceGeo: "us", ServerToolUse: &ServerToolUse{WebSearchRequests: 1}}, 1.2225*6*1.1 + 0.01, true, true, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, ok := prices.Bill(tt.model, tt.usage, tt.ext)
+			require.True(t, ok)
+			require.InDelta(t, tt.want, b.TotalUSD(), 0.5e-6, "to the micro-dollar")
+			require.Equal(t, tt.long, b.LongContext, "long context")
+			require.Equal(t, tt.bounded, b.Bounded, "bounded")
+			require.Equal(t, tt.wantSpeed, b.SpeedMultiplier)
+		})
+	}
+}
+
+func TestDefaultPricesValidate(t *testing.T) {
+	for model, p := range DefaultPrices() {
+		require.NoError(t, p.Validate(), model)
+	}
+	require.Error(t, Price{FastMultiplier: 0.5}.Validate())
+	require.Error(t, Price{Input: -1}.Validate())
+}

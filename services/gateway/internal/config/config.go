@@ -89,6 +89,9 @@ type Config struct {
 	SpendAlertPerHour float64
 	Catalog           Catalog
 
+	// FeaturePolicies per tier name ("" = default); see FeaturePolicy.
+	FeaturePolicies map[string]anthropic.FeaturePolicy
+
 	MaxBodyBytes      int64 // /v1/* bodies
 	MaxAPIBodyBytes   int64 // /api/* bodies
 	MaxStreamDuration time.Duration
@@ -255,6 +258,7 @@ func Load(env Getenv, version string) (*Config, error) {
 		}
 	}
 
+	c.checkPrices(&p)
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
 	c.validate(&p)

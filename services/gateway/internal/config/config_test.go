@@ -75,6 +75,13 @@ func TestBadFixtures(t *testing.T) {
 			"prices.claude-sonnet-4-5", "analytics.Bad-Name", "analytics.broken_template.prompt", "analytics.bad_param.parameters.p",
 			"query_max_tokens must be between 1 and max_tokens_cap",
 		},
+		"unpriced.bad.yaml": {`allowed model "claude-opus-9-preview" has no price`, "prices.my-model: fast_multiplier"},
+		"features.bad.yaml": {
+			"features.default.default_max_uses must be ≥ 1", "features.default.max_uses must be ≥ 0", "features.default.server_tools: empty entry",
+			"features.default.bounds.document_tokens must be ≥ 0", "features.tiers.pro: default_max_uses 30 is above max_uses 10",
+			"features.tiers.ghost: no such tier",
+		},
+		"features-unknown-key.bad.yaml": {"field url_soruces not found"},
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yaml")
 	require.Len(t, files, len(want))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"sort"
 
-	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/ratelimit"
 )
 
@@ -19,16 +18,11 @@ type fileConfig struct {
 		MaxTokensCap   int64    `yaml:"max_tokens_cap"`
 		QueryMaxTokens int64    `yaml:"query_max_tokens"`
 	} `yaml:"models"`
-	Limits limitsYAML            `yaml:"limits"`
-	Tiers  map[string]limitsYAML `yaml:"tiers"`
-	Prices map[string]struct {
-		Input        float64 `yaml:"input"`
-		CacheWrite5m float64 `yaml:"cache_write_5m"`
-		CacheWrite1h float64 `yaml:"cache_write_1h"`
-		CacheRead    float64 `yaml:"cache_read"`
-		Output       float64 `yaml:"output"`
-	} `yaml:"prices"`
-	Alerts struct {
+	Limits   limitsYAML            `yaml:"limits"`
+	Tiers    map[string]limitsYAML `yaml:"tiers"`
+	Prices   map[string]priceYAML  `yaml:"prices"`
+	Features featuresYAML          `yaml:"features"`
+	Alerts   struct {
 		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
 	} `yaml:"alerts"`
 	Analytics map[string]QueryTypeYAML `yaml:"analytics"`
@@ -107,13 +101,8 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 			c.MaxStreams[name] = st
 		}
 	}
-	for model, pr := range f.Prices {
-		if !validUSD(pr.Input) || !validUSD(pr.Output) || !validUSD(pr.CacheRead) || !validUSD(pr.CacheWrite5m) || !validUSD(pr.CacheWrite1h) {
-			p.addf("prices.%s: prices must be ≥ 0 and finite", model)
-			continue
-		}
-		c.Prices[model] = anthropic.Price{Input: pr.Input, CacheWrite5m: pr.CacheWrite5m, CacheWrite1h: pr.CacheWrite1h, CacheRead: pr.CacheRead, Output: pr.Output}
-	}
+	applyPrices(c, f.Prices, p)
+	applyFeatures(c, f.Features, p)
 	if f.Alerts.SpendUSDPerHour != nil {
 		if !validUSD(*f.Alerts.SpendUSDPerHour) {
 			p.addf("alerts.spend_usd_per_hour must be ≥ 0 and finite")

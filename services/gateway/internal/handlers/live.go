@@ -40,26 +40,43 @@ type callMoney struct {
 	refused    bool
 }
 
+// reserveFunc prices the reservation of a call that reserves out output
+// tokens: the input it bounds, the tokens and the USD to reserve.
+type reserveFunc func(out int64) (inputTokens, tokens int64, usd float64, err error)
+
 // admitCall reserves an upstream call: one Redis round trip for every
 // limit. A stream reserves min(max_tokens, thinking budget + one output
 // slice) of output, a non-streaming call all of max_tokens.
-func (h *Handlers) admitCall(c *gin.Context, st *reqctx.State, model string, body []byte, maxTokens int64, thinking json.RawMessage, stream bool) (*callMoney, error) {
-	inEst := anthropic.EstimateInputTokens(body)
+func (h *Handlers) admitCall(c *gin.Context, st *reqctx.State, model string, maxTokens int64, thinking json.RawMessage, stream bool, reserve reserveFunc) (*callMoney, error) {
 	cm := &callMoney{
 		h: h, st: st, model: model, slice: h.Cfg.Live.OutputSlice,
-		bounds: anthropic.Bounds{InputTokens: inEst, MaxTokens: maxTokens, ThinkingBudget: thinkingBudget(thinking, maxTokens)},
+		bounds: anthropic.Bounds{MaxTokens: maxTokens, ThinkingBudget: thinkingBudget(thinking, maxTokens)},
 	}
 	out := maxTokens
 	if stream && cm.slice > 0 {
 		out = min(maxTokens, cm.bounds.ThinkingBudget+cm.slice)
 	}
 	cm.covered = out
-	d, err := h.admit(c, st, inEst+out, h.estimateCost(model, inEst, out))
+	in, tokens, usd, err := reserve(out)
+	if err != nil {
+		return nil, err
+	}
+	cm.bounds.InputTokens = in
+	d, err := h.admit(c, st, tokens, usd)
 	if err != nil {
 		return nil, err
 	}
 	cm.d = d
 	return cm, nil
+}
+
+// estimateReserve is the reservation of a gateway-built request (/api/*):
+// no fetched input, no multipliers.
+func (h *Handlers) estimateReserve(model string, body []byte) reserveFunc {
+	return func(out int64) (int64, int64, float64, error) {
+		in := anthropic.EstimateInputTokens(body)
+		return in, in + out, h.estimateCost(model, in, out), nil
+	}
 }
 
 // thinkingBudget is the output a request's thinking may use: budget_tokens
@@ -116,8 +133,7 @@ func (cm *callMoney) fits(u anthropic.Usage) bool {
 		return false
 	}
 	if budgeted(res.Policy) {
-		cost, _ := cm.h.Cfg.Prices.Cost(cm.model, u)
-		if cost > res.CostUSD {
+		if cm.h.cost(cm.model, u) > res.CostUSD {
 			return false
 		}
 	}
@@ -136,8 +152,7 @@ func (cm *callMoney) extend(target anthropic.Usage) bool {
 		moreTokens = max(0, target.TotalTokens()-res.Tokens)
 	}
 	if budgeted(res.Policy) {
-		cost, _ := cm.h.Cfg.Prices.Cost(cm.model, target)
-		moreUSD = max(0, cost-res.CostUSD)
+		moreUSD = max(0, cm.h.cost(cm.model, target)-res.CostUSD)
 	}
 	if moreTokens == 0 && moreUSD == 0 {
 		return true

@@ -48,7 +48,10 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			}
 			defer release()
 		}
-		cm, err := h.admitCall(c, st, req.Model, body, req.MaxTokens, req.Thinking, req.Stream)
+		cm, err := h.admitCall(c, st, req.Model, req.MaxTokens, req.Thinking, req.Stream, func(out int64) (int64, int64, float64, error) {
+			res, err := h.reservation(c, st, req, body, out)
+			return res.InputTokens(), res.Tokens(), res.CostUSD, err
+		})
 		if err != nil {
 			return err
 		}

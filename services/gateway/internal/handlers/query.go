@@ -153,7 +153,7 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		}
 		defer release()
 	}
-	cm, err := h.admitCall(c, st, model, reqBody, maxTokens, nil, stream)
+	cm, err := h.admitCall(c, st, model, maxTokens, nil, stream, h.estimateReserve(model, reqBody))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,178 @@
+package anthropic
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func detect(t *testing.T, body string, betas ...string) Features {
+	t.Helper()
+	req, err := ParseMessageRequest([]byte(body))
+	require.NoError(t, err)
+	f, err := DetectFeatures(req, betas)
+	require.NoError(t, err)
+	return f
+}
+
+func TestDetectFeatures(t *testing.T) {
+	f := detect(t, `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[
+		{"type":"document","source":{"type":"url","url":"https://example.com/a.pdf"}},
+		{"type":"document","source":{"type":"file","file_id":"file_1"}},
+		{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}},
+		{"type":"image","source":{"type":"file","file_id":"file_2"}},
+		{"type":"document","source":{"type":"text","media_type":"text/plain","data":"inline"}},
+		{"type":"container_upload","file_id":"file_3"},
+		{"type":"tool_result","tool_use_id":"t","content":[{"type":"document","source":{"type":"url","url":"https://e/b.pdf"}}]}]}],
+		"tools":[{"name":"get_weather","input_schema":{"type":"object"}},{"type":"bash_20250124","name":"bash"},
+		{"type":"web_search_20250305","name":"web_search","max_uses":3},{"type":"web_fetch_20250910","name":"web_fetch","max_content_tokens":5000},
+		{"type":"code_execution_20250825","name":"code_execution"},{"type":"tool_search_tool_regex_20251119","name":"ts"},{"type":"advisor_20260301","name":"a"}],
+		"mcp_servers":[{"type":"url","url":"https://mcp.example","name":"x"}],
+		"container":{"skills":[{"type":"anthropic","skill_id":"pdf"},{"type":"custom","skill_id":"s2"}]},
+		"speed":"fast","inference_geo":"us","thinking":{"type":"enabled","budget_tokens":4096}}`,
+		"claude-code-20250219, context-1m-2025-08-07", "fast-mode-2026-02-01")
+	require.Equal(t, 2, f.URLDocuments, "one at top level, one inside a tool_result")
+	require.Equal(t, 1, f.FileDocuments)
+	require.Equal(t, 1, f.URLImages)
+	require.Equal(t, 1, f.FileImages)
+	require.Equal(t, 1, f.ContainerUploads)
+	require.Equal(t, []ServerTool{
+		{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 3},
+		{Type: "web_fetch_20250910", Kind: ToolWebFetch, MaxContentTokens: 5000},
+		{Type: "code_execution_20250825", Kind: ToolCodeExecution},
+		{Type: "tool_search_tool_regex_20251119", Kind: ToolSearch},
+		{Type: "advisor_20260301", Kind: "advisor_20260301"},
+	}, f.ServerTools, "client tools are not server tools")
+	require.Equal(t, 1, f.MCPServers)
+	require.Equal(t, 2, f.Skills)
+	require.True(t, f.Container)
+	require.Equal(t, "fast", f.Speed)
+	require.Equal(t, "us", f.InferenceGeo)
+	require.Equal(t, int64(4096), f.ThinkingBudget)
+	require.Equal(t, []string{"claude-code-20250219", "context-1m-2025-08-07", "fast-mode-2026-02-01"}, f.Betas)
+}
+
+func TestDetectFeaturesEscapedSourceType(t *testing.T) {
+	// The upstream decodes \u0075rl as "url"; so must the gateway.
+	f := detect(t, `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"\u0075rl","url":"https://e/a.pdf"}}]}]}`)
+	require.Equal(t, 1, f.URLDocuments)
+	f = detect(t, `{"model":"m","max_tokens":10,"system":[{"type":"text","text":"s"},{"type":"document","source":{"type":"url","url":"u"}}],"messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, 1, f.URLDocuments, "system blocks count too")
+}
+
+func TestDetectFeaturesPlainRequest(t *testing.T) {
+	f := detect(t, `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"fetch https://example.com/file please"}]}`)
+	require.Equal(t, Features{}, f)
+}
+
+func TestPolicyRefusesNamingTheFeature(t *testing.T) {
+	base := DefaultFeaturePolicy()
+	tests := []struct {
+		name string
+		pol  func(*FeaturePolicy)
+		body string
+		beta string
+		want string
+	}{
+		{"url source", func(p *FeaturePolicy) { p.URLSources = false },
+			`"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"u"}}]}]`, "", "url source"},
+		{"file source", func(p *FeaturePolicy) { p.FileSources = false },
+			`"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]`, "", "file source"},
+		{"web search without max_uses", func(p *FeaturePolicy) { p.RequireMaxUses = true },
+			`"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]`, "", `tool "web_search_20250305": set max_uses`},
+		{"max_uses above the cap", nil,
+			`"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":500}]`, "", "max_uses 500 is above this gateway's cap of 20"},
+		{"server tool not allowed", func(p *FeaturePolicy) { p.ServerTools = []string{ToolWebSearch} },
+			`"messages":[],"tools":[{"type":"web_fetch_20250910","name":"web_fetch"}]`, "", `tool "web_fetch_20250910"`},
+		{"unknown typed tool", nil, `"messages":[],"tools":[{"type":"advisor_20260301","name":"a"}]`, "", `tool "advisor_20260301"`},
+		{"mcp servers off by default", nil, `"messages":[],"mcp_servers":[{"type":"url","url":"u","name":"n"}]`, "", "mcp_servers"},
+		{"skills off by default", nil, `"messages":[],"container":{"skills":[{"type":"anthropic","skill_id":"pdf"}]}`, "", "container.skills"},
+		{"fast mode", func(p *FeaturePolicy) { p.FastMode = false }, `"messages":[],"speed":"fast"`, "", "speed"},
+		{"geo", nil, `"messages":[],"inference_geo":"eu"`, "", `inference_geo: "eu"`},
+		{"price-changing beta", func(p *FeaturePolicy) { p.Betas = nil }, `"messages":[]`, "context-1m-2025-08-07", `anthropic-beta "context-1m-2025-08-07"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := base
+			if tt.pol != nil {
+				tt.pol(&pol)
+			}
+			var betas []string
+			if tt.beta != "" {
+				betas = []string{tt.beta}
+			}
+			f := detect(t, `{"model":"m","max_tokens":10,`+tt.body+`}`, betas...)
+			err := pol.Check(f)
+			require.Error(t, err)
+			require.ErrorContains(t, err, tt.want)
+			require.True(t, errors.Is(err, ErrInvalidRequest), "a 400 for the caller")
+			var fe *FeatureError
+			require.True(t, errors.As(err, &fe))
+		})
+	}
+}
+
+func TestPolicyDefaultsAcceptClaudeCode(t *testing.T) {
+	f := detect(t, `{"model":"m","max_tokens":32000,"stream":true,"thinking":{"type":"enabled","budget_tokens":31999},
+		"tools":[{"name":"Bash","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search","max_uses":8}],
+		"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]}`,
+		"claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,fine-grained-tool-streaming-2025-05-14,prompt-caching-2024-07-31,context-1m-2025-08-07,fast-mode-2026-02-01")
+	require.NoError(t, DefaultFeaturePolicy().Check(f))
+}
+
+// TestReserveHandComputed: each reservation worked out by hand from the
+// default bounds and prices.
+func TestReserveHandComputed(t *testing.T) {
+	prices := DefaultPrices()
+	pol := DefaultFeaturePolicy()
+	urlDoc := Features{URLDocuments: 1}
+	tests := []struct {
+		name      string
+		model     string
+		f         Features
+		visible   int64
+		out       int64
+		wantUSD   float64
+		wantInput int64
+		long      bool
+	}{
+		// 401,000 at the 1h-write rate $6 + 1,000 · $15.
+		{"url document", "claude-sonnet-4-6", urlDoc, 1000, 1000, (401_000*6 + 1000*15) / 1e6, 401_000, false},
+		// Crosses 200k on Sonnet 4.5: the long tier ($12 1h writes, $22.50 out).
+		{"url document, long context", "claude-sonnet-4-5", urlDoc, 1000, 1000, (401_000*12 + 1000*22.5) / 1e6, 401_000, true},
+		// Web search ×2 on Opus 4.6, fast and US: prompt 1,000 + 2·25,000;
+		// two re-reads of prompt+output (2 · 52,000) at $5; output at $25;
+		// ×6 ×1.1; plus 2 searches at $0.01.
+		{"web search, fast, us", "claude-opus-4-6",
+			Features{ServerTools: []ServerTool{{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 2}}, Speed: "fast", InferenceGeo: "us"},
+			1000, 1000, (51_000*10+104_000*5+1000*25)/1e6*6*1.1 + 0.02, 51_000 + 104_000, false},
+		// web_fetch without max_uses: 10 uses of max_content_tokens 10,000;
+		// 10 re-reads of 101,000+500 on Haiku 4.5 (writes $2, input $1, out $5).
+		{"web fetch default uses, max_content_tokens", "claude-haiku-4-5",
+			Features{ServerTools: []ServerTool{{Type: "web_fetch_20250910", Kind: ToolWebFetch, MaxContentTokens: 10_000}}},
+			1000, 500, (101_000*2 + 10*101_500*1 + 500*5) / 1e6, 101_000 + 1_015_000, false},
+		// Fast on a model without a documented multiplier: bounded at 6x.
+		{"fast, undocumented multiplier", "claude-opus-5-5", Features{Speed: "fast"}, 1000, 1000, (1000*8 + 1000*20) / 1e6 * 6, 1000, false},
+		{"plain", "claude-haiku-4-5", Features{}, 1000, 1000, (1000*2 + 1000*5) / 1e6, 1000, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := prices.Reserve(ReserveInput{Model: tt.model, VisibleInputTokens: tt.visible, Features: tt.f, Policy: pol, OutputTokens: tt.out})
+			require.NoError(t, err)
+			require.InDelta(t, tt.wantUSD, r.CostUSD, 0.5e-6)
+			require.Equal(t, tt.wantInput, r.InputTokens())
+			require.Equal(t, tt.wantInput+tt.out, r.Tokens())
+			require.Equal(t, tt.long, r.LongContext)
+		})
+	}
+}
+
+func TestReserveRefusals(t *testing.T) {
+	prices := DefaultPrices()
+	_, err := prices.Reserve(ReserveInput{Model: "claude-unknown", Policy: DefaultFeaturePolicy()})
+	require.ErrorIs(t, err, ErrUnpriced)
+	_, err = prices.Reserve(ReserveInput{Model: "claude-haiku-4-5", Policy: DefaultFeaturePolicy(), Features: Features{MCPServers: 1}})
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	require.ErrorContains(t, err, "mcp_servers")
+}
