@@ -105,6 +105,7 @@ type StreamMeter struct {
 	started       bool // message_start seen
 	final         bool // a message_delta carried a cumulative output count
 	thinkingSince bool // a thinking block opened since the last output count
+	toolUses      int  // server_tool_use / mcp_tool_use blocks seen
 	notify        bool // the current event is one the watcher sees
 
 	watch   Watcher
@@ -462,6 +463,12 @@ func (m *StreamMeter) onBlockStart(data []byte) {
 		m.phase = PhaseThinking
 		m.thinkingSince = true
 		m.notify = true
+	case "server_tool_use", "mcp_tool_use":
+		// Its results enter the context as input the upstream bills and
+		// reports only in the final usage.
+		m.phase = PhaseContent
+		m.toolUses++
+		m.notify = true
 	default:
 		m.phase = PhaseContent
 	}
@@ -577,20 +584,27 @@ type Bounds struct {
 	InputTokens    int64 // the input estimate made before the call
 	MaxTokens      int64 // the request's max_tokens (output can never exceed it)
 	ThinkingBudget int64 // thinking budget_tokens (max_tokens for adaptive thinking); 0 without thinking
+	// LateInputTokens bounds the input server tools add during the answer
+	// (search results, fetched pages), charged once a server tool block
+	// was seen.
+	LateInputTokens int64
 }
 
-// MinAbandonedOutputTokens is what a call the upstream accepted is charged
-// for output when it ended before any usage was reported: the upstream
-// accepted it, so it is never free.
-const MinAbandonedOutputTokens = 1
+// AbandonedOutputMargin is the output added to the bound of every call that
+// ended without its final usage: what the upstream may have generated after
+// the last event the gateway saw, before it noticed the cancellation. It is
+// also the documented minimum of a call the upstream accepted that ended
+// before any usage arrived: such a call is never free.
+const AbandonedOutputMargin = 64
 
 // Bound is the usage to settle at: the metered usage when the stream
 // reported its final output count, otherwise a conservative bound — never
 // less than the input known from message_start (or b.InputTokens before
-// it), plus the output seen, plus the whole thinking budget when a thinking
+// it), plus LateInputTokens once a server tool ran; the output seen plus
+// AbandonedOutputMargin, plus the whole thinking budget when a thinking
 // block opened since the last output count (thinking is billed in full
-// even when only a summary or a signature is shown), capped at MaxTokens of
-// output. estimated reports whether it is such a bound.
+// even when only a summary or a signature is shown), capped at MaxTokens.
+// estimated reports whether it is such a bound.
 func (m *StreamMeter) Bound(b Bounds) (u Usage, estimated bool) {
 	u = m.Usage()
 	if m.final && m.estDeltas == 0 && !m.thinkingSince {
@@ -599,7 +613,10 @@ func (m *StreamMeter) Bound(b Bounds) (u Usage, estimated bool) {
 	if !m.started {
 		u.InputTokens = max(u.InputTokens, b.InputTokens)
 	}
-	out := max(u.OutputTokens, MinAbandonedOutputTokens)
+	if m.toolUses > 0 {
+		u.InputTokens += b.LateInputTokens
+	}
+	out := u.OutputTokens + AbandonedOutputMargin
 	if m.thinkingSince {
 		out += b.ThinkingBudget
 	}

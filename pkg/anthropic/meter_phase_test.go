@@ -42,27 +42,27 @@ func TestStreamMeterBoundAtEveryPhase(t *testing.T) {
 		want []want // after 0, 1, 2, … events
 	}{
 		{"thinking_omitted_stream.sse", []want{
-			{PhaseBeforeStart, true, 300, 1},       // nothing yet: estimate + the minimum
-			{PhaseBetweenBlocks, true, 1200, 1},    // message_start's input replaces the estimate
-			{PhaseThinking, true, 1200, 4001},      // hidden thinking: the whole budget
-			{PhaseThinking, true, 1200, 4002},      // the signature is not output text
-			{PhaseBetweenBlocks, true, 1200, 4002}, // thinking billed though nothing was shown
-			{PhaseContent, true, 1200, 4002},
-			{PhaseContent, true, 1200, 4012}, // 42 bytes of text ≈ 11 tokens
-			{PhaseBetweenBlocks, true, 1200, 4012},
+			{PhaseBeforeStart, true, 300, 64},       // nothing yet: estimate + the margin
+			{PhaseBetweenBlocks, true, 1200, 65},    // message_start's input replaces the estimate
+			{PhaseThinking, true, 1200, 4065},      // hidden thinking: the whole budget
+			{PhaseThinking, true, 1200, 4066},      // the signature is not output text
+			{PhaseBetweenBlocks, true, 1200, 4066}, // thinking billed though nothing was shown
+			{PhaseContent, true, 1200, 4066},
+			{PhaseContent, true, 1200, 4076}, // 42 bytes of text ≈ 11 tokens
+			{PhaseBetweenBlocks, true, 1200, 4076},
 			{PhaseBetweenBlocks, false, 1200, 3012}, // the final count is the truth
 			{PhaseDone, false, 1200, 3012},
 		}},
 		{"thinking_summarized_stream.sse", []want{
-			{PhaseBeforeStart, true, 300, 1},
-			{PhaseBetweenBlocks, true, 800, 1},
-			{PhaseThinking, true, 800, 4001},
-			{PhaseThinking, true, 800, 4014}, // the summary seen, plus the budget
-			{PhaseThinking, true, 800, 4014},
-			{PhaseBetweenBlocks, true, 800, 4014},
-			{PhaseContent, true, 800, 4014},
-			{PhaseContent, true, 800, 4034},
-			{PhaseBetweenBlocks, true, 800, 4034},
+			{PhaseBeforeStart, true, 300, 64},
+			{PhaseBetweenBlocks, true, 800, 65},
+			{PhaseThinking, true, 800, 4065},
+			{PhaseThinking, true, 800, 4078}, // the summary seen, plus the budget
+			{PhaseThinking, true, 800, 4078},
+			{PhaseBetweenBlocks, true, 800, 4078},
+			{PhaseContent, true, 800, 4078},
+			{PhaseContent, true, 800, 4098},
+			{PhaseBetweenBlocks, true, 800, 4098},
 			{PhaseBetweenBlocks, false, 800, 2500},
 			{PhaseDone, false, 800, 2500},
 		}},
@@ -145,4 +145,19 @@ func TestStreamMeterWatcherHaltsAtEventBoundary(t *testing.T) {
 	n, err = m.Write([]byte("event: ping\n\n"))
 	require.ErrorIs(t, err, ErrMeterHalted)
 	require.Zero(t, n)
+}
+
+// A server tool's results are input billed only in the final usage: a
+// stream cut after a server_tool_use block is charged the late-input bound.
+func TestStreamMeterBoundAddsLateInputAfterServerTool(t *testing.T) {
+	start := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":100,\"output_tokens\":1}}}\n\n"
+	tool := "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"srvtoolu_1\",\"name\":\"web_search\",\"input\":{}}}\n\n"
+	b := Bounds{InputTokens: 50, MaxTokens: 1000, LateInputTokens: 20000}
+	u, est := meter([]byte(start)).Bound(b)
+	require.True(t, est)
+	require.Equal(t, int64(100), u.InputTokens)
+	u, est = meter([]byte(start + tool)).Bound(b)
+	require.True(t, est)
+	require.Equal(t, int64(20100), u.InputTokens)
+	require.Equal(t, PhaseContent, meter([]byte(start+tool)).Phase())
 }

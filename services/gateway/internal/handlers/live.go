@@ -40,9 +40,17 @@ type callMoney struct {
 	refused    bool
 }
 
+// reserved is what a reservation holds: the input it bounds (lateInput of
+// it added by server tools during the answer), and the tokens and USD put
+// aside.
+type reserved struct {
+	inputTokens, lateInputTokens, tokens int64
+	usd                                  float64
+}
+
 // reserveFunc prices the reservation of a call that reserves out output
-// tokens: the input it bounds, the tokens and the USD to reserve.
-type reserveFunc func(out int64) (inputTokens, tokens int64, usd float64, err error)
+// tokens.
+type reserveFunc func(out int64) (reserved, error)
 
 // admitCall reserves an upstream call: one Redis round trip for every
 // limit. A stream reserves min(max_tokens, thinking budget + one output
@@ -57,12 +65,12 @@ func (h *Handlers) admitCall(c *gin.Context, st *reqctx.State, model string, max
 		out = min(maxTokens, cm.bounds.ThinkingBudget+cm.slice)
 	}
 	cm.covered = out
-	in, tokens, usd, err := reserve(out)
+	r, err := reserve(out)
 	if err != nil {
 		return nil, err
 	}
-	cm.bounds.InputTokens = in
-	d, err := h.admit(c, st, tokens, usd)
+	cm.bounds.InputTokens, cm.bounds.LateInputTokens = r.inputTokens, r.lateInputTokens
+	d, err := h.admit(c, st, r.tokens, r.usd)
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +81,9 @@ func (h *Handlers) admitCall(c *gin.Context, st *reqctx.State, model string, max
 // estimateReserve is the reservation of a gateway-built request (/api/*):
 // no fetched input, no multipliers.
 func (h *Handlers) estimateReserve(model string, body []byte) reserveFunc {
-	return func(out int64) (int64, int64, float64, error) {
+	return func(out int64) (reserved, error) {
 		in := anthropic.EstimateInputTokens(body)
-		return in, in + out, h.estimateCost(model, in, out), nil
+		return reserved{inputTokens: in, tokens: in + out, usd: h.estimateCost(model, in, out)}, nil
 	}
 }
 
@@ -207,7 +215,7 @@ func (cm *callMoney) settleFailed(err error, stream bool) {
 // settleUnread settles a non-streaming call whose answer was never read:
 // the upstream may have produced all of it, so the whole bound.
 func (cm *callMoney) settleUnread() {
-	cm.settle(anthropic.Usage{InputTokens: cm.bounds.InputTokens, OutputTokens: max(cm.bounds.MaxTokens, anthropic.MinAbandonedOutputTokens)}, settleNoResponse)
+	cm.settle(anthropic.Usage{InputTokens: cm.bounds.InputTokens, OutputTokens: max(cm.bounds.MaxTokens, anthropic.AbandonedOutputMargin)}, settleNoResponse)
 }
 
 // mayBeBilled reports whether a failed upstream call may still have been

@@ -48,9 +48,15 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			}
 			defer release()
 		}
-		cm, err := h.admitCall(c, st, req.Model, req.MaxTokens, req.Thinking, req.Stream, func(out int64) (int64, int64, float64, error) {
+		cm, err := h.admitCall(c, st, req.Model, req.MaxTokens, req.Thinking, req.Stream, func(out int64) (reserved, error) {
 			res, err := h.reservation(c, st, req, body, out)
-			return res.InputTokens(), res.Tokens(), res.CostUSD, err
+			r := reserved{inputTokens: res.VisibleInputTokens + res.HiddenInputTokens, tokens: res.Tokens(), usd: res.CostUSD}
+			if res.ServerToolUses > 0 {
+				// Documents are fetched before the answer starts (in
+				// message_start's input); tool results arrive during it.
+				r.lateInputTokens = res.HiddenInputTokens + res.RereadTokens
+			}
+			return r, err
 		})
 		if err != nil {
 			return err
