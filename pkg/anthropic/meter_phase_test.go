@@ -42,8 +42,8 @@ func TestStreamMeterBoundAtEveryPhase(t *testing.T) {
 		want []want // after 0, 1, 2, … events
 	}{
 		{"thinking_omitted_stream.sse", []want{
-			{PhaseBeforeStart, true, 300, 64},       // nothing yet: estimate + the margin
-			{PhaseBetweenBlocks, true, 1200, 65},    // message_start's input replaces the estimate
+			{PhaseBeforeStart, true, 300, 64},      // nothing yet: estimate + the margin
+			{PhaseBetweenBlocks, true, 1200, 65},   // message_start's input replaces the estimate
 			{PhaseThinking, true, 1200, 4065},      // hidden thinking: the whole budget
 			{PhaseThinking, true, 1200, 4066},      // the signature is not output text
 			{PhaseBetweenBlocks, true, 1200, 4066}, // thinking billed though nothing was shown

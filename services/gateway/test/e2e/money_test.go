@@ -188,7 +188,9 @@ func TestHangUpsAreChargedTheConservativeBound(t *testing.T) {
 			name: "inside thinking (display omitted)", reason: "in_thinking",
 			body: `{"model":"claude-sonnet-4-5","max_tokens":8000,"stream":true,"thinking":{"type":"enabled","budget_tokens":4096,"display":"omitted"},
 				"messages":[{"role":"user","content":"think hard [[mock:thinking_tokens=4000 event_delay_ms=300]]"}]}`,
-			stop:  func(e sseEvent) bool { return e.name == "content_block_start" && strings.Contains(e.data, `"thinking"`) },
+			stop: func(e sseEvent) bool {
+				return e.name == "content_block_start" && strings.Contains(e.data, `"thinking"`)
+			},
 			slack: 0.005,
 		},
 		{
