@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 )
 
 // maxLineBytes caps one SSE line (and one event's data) held by the meter. A
@@ -26,8 +25,46 @@ const (
 	evMessageStop
 	evError
 	evContentDelta
-	evOther // ping, content_block_start/stop, and types added later
+	evBlockStart
+	evBlockStop
+	evOther // ping and types added later
 )
+
+// StreamPhase is where a stream is, for settling one that ends early.
+type StreamPhase uint8
+
+const (
+	PhaseBeforeStart   StreamPhase = iota // no message_start yet
+	PhaseBetweenBlocks                    // after message_start, outside any content block
+	PhaseThinking                         // inside a thinking or redacted_thinking block
+	PhaseContent                          // inside text, tool_use or a server-tool block
+	PhaseDone                             // message_stop seen
+)
+
+// String names the phase (the reason label of an estimated settlement).
+func (p StreamPhase) String() string {
+	switch p {
+	case PhaseBeforeStart:
+		return "before_message_start"
+	case PhaseThinking:
+		return "in_thinking"
+	case PhaseContent, PhaseBetweenBlocks:
+		return "in_output"
+	}
+	return "done"
+}
+
+// ErrMeterHalted is returned by StreamMeter.Write once its watcher refused
+// to go on; the bytes up to the end of the event that triggered it were
+// metered (the n Write returns).
+var ErrMeterHalted = errors.New("stream meter halted by its watcher")
+
+// A Watcher is called by a StreamMeter at the end of each event that changes
+// what the call may cost: message_start, every message_delta, the start of a
+// thinking block, and the content delta that takes the output seen past the
+// threshold the watcher last returned. It returns the next output threshold
+// (tokens, as OutputSoFar counts them) and false to halt the stream.
+type Watcher func() (nextOutput int64, ok bool)
 
 // StreamMeter meters usage from a Messages SSE stream as it passes through,
 // without buffering it: the gateway tees the upstream body into Write while
@@ -63,16 +100,41 @@ type StreamMeter struct {
 	// Content seen since the last cumulative output count.
 	estUnits  int64
 	estDeltas int64
+
+	phase         StreamPhase
+	started       bool // message_start seen
+	final         bool // a message_delta carried a cumulative output count
+	thinkingSince bool // a thinking block opened since the last output count
+	toolUses      int  // server_tool_use / mcp_tool_use blocks seen
+	notify        bool // the current event is one the watcher sees
+
+	watch   Watcher
+	watchAt int64 // call watch once OutputSoFar reaches this
+	halted  bool
 }
 
 // NewStreamMeter returns a meter for one stream.
 func NewStreamMeter() *StreamMeter { return &StreamMeter{} }
 
+// Watch installs w, first called when the output seen reaches firstOutput
+// tokens or at the first event that changes the cost, whichever is first.
+func (m *StreamMeter) Watch(w Watcher, firstOutput int64) {
+	m.watch, m.watchAt = w, firstOutput
+}
+
 // Write feeds raw SSE bytes, split anywhere. Lines may end in "\n", "\r\n"
 // or "\r". It never fails, so it can sit behind an io.MultiWriter or
 // io.TeeReader without ever breaking the stream it observes.
+//
+// Once a Watcher has halted the meter, Write returns ErrMeterHalted and the
+// number of bytes up to the end of the event that halted it: a proxy
+// forwards exactly those and then ends the stream at an event boundary.
 func (m *StreamMeter) Write(p []byte) (int, error) {
+	if m.halted {
+		return 0, ErrMeterHalted
+	}
 	n := len(p)
+	all := p
 	for len(p) > 0 {
 		if m.afterCR {
 			m.afterCR = false
@@ -108,6 +170,9 @@ func (m *StreamMeter) Write(p []byte) (int, error) {
 		}
 		m.afterCR = p[i] == '\r'
 		p = p[i+1:]
+		if m.halted {
+			return len(all) - len(p), ErrMeterHalted
+		}
 	}
 	return n, nil
 }
@@ -161,7 +226,7 @@ func (m *StreamMeter) line(l []byte) {
 		switch m.kind {
 		case evContentDelta:
 			m.meterContent(value)
-		case evMessageStart, evMessageDelta, evError, evNone:
+		case evMessageStart, evMessageDelta, evError, evBlockStart, evNone:
 			m.appendData(value)
 		}
 	}
@@ -194,6 +259,10 @@ func classifyEvent(name []byte) eventKind {
 		return evError
 	case "content_block_delta":
 		return evContentDelta
+	case "content_block_start":
+		return evBlockStart
+	case "content_block_stop":
+		return evBlockStop
 	}
 	return evOther
 }
@@ -226,12 +295,38 @@ func (m *StreamMeter) dispatch() {
 		if !m.broken {
 			m.onMessageDelta(m.data)
 		}
+	case evBlockStart:
+		if !m.broken {
+			m.onBlockStart(m.data)
+		} else {
+			m.phase = PhaseContent
+		}
+	case evBlockStop:
+		if m.started {
+			m.phase = PhaseBetweenBlocks
+		}
+	case evContentDelta:
+		if m.started && m.phase == PhaseBetweenBlocks {
+			m.phase = PhaseContent // a delta without its block start
+		}
+		if m.watch != nil && m.OutputSoFar() >= m.watchAt {
+			m.notify = true
+		}
 	case evMessageStop:
 		m.completed = true
+		m.phase = PhaseDone
 	case evError:
 		m.errType = "api_error" // also when the payload is unreadable
 		if !m.broken {
 			m.onError(m.data)
+		}
+	}
+	if m.notify {
+		m.notify = false
+		if m.watch != nil {
+			next, ok := m.watch()
+			m.watchAt = next
+			m.halted = !ok
 		}
 	}
 	m.kind = evNone
@@ -245,11 +340,16 @@ func (m *StreamMeter) dispatch() {
 
 // usageJSON has pointers so that absent and null fields can be told from 0.
 type usageJSON struct {
-	InputTokens              *int64         `json:"input_tokens"`
-	OutputTokens             *int64         `json:"output_tokens"`
-	CacheCreationInputTokens *int64         `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     *int64         `json:"cache_read_input_tokens"`
-	CacheCreation            *CacheCreation `json:"cache_creation"`
+	InputTokens              *int64            `json:"input_tokens"`
+	OutputTokens             *int64            `json:"output_tokens"`
+	CacheCreationInputTokens *int64            `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64            `json:"cache_read_input_tokens"`
+	CacheCreation            *CacheCreation    `json:"cache_creation"`
+	ServerToolUse            *ServerToolUse    `json:"server_tool_use"`
+	ServiceTier              *string           `json:"service_tier"`
+	Speed                    *string           `json:"speed"`
+	InferenceGeo             *string           `json:"inference_geo"`
+	Iterations               *[]IterationUsage `json:"iterations"`
 }
 
 // overlay copies the non-null fields into dst. Negative counts from a broken
@@ -265,30 +365,46 @@ func (u *usageJSON) overlay(dst *Usage) {
 	set(&dst.CacheCreationInputTokens, u.CacheCreationInputTokens)
 	set(&dst.CacheReadInputTokens, u.CacheReadInputTokens)
 	if u.CacheCreation != nil {
-		cc := CacheCreation{
-			Ephemeral5m: max(u.CacheCreation.Ephemeral5m, 0),
-			Ephemeral1h: max(u.CacheCreation.Ephemeral1h, 0),
-		}
-		dst.CacheCreation = &cc
+		dst.CacheCreation = u.CacheCreation.nonNegative()
 	}
+	if u.ServerToolUse != nil {
+		dst.ServerToolUse = &ServerToolUse{
+			WebSearchRequests:     max(u.ServerToolUse.WebSearchRequests, 0),
+			WebFetchRequests:      max(u.ServerToolUse.WebFetchRequests, 0),
+			CodeExecutionRequests: max(u.ServerToolUse.CodeExecutionRequests, 0),
+		}
+	}
+	str := func(dst *string, v *string) {
+		if v != nil {
+			*dst = sanitizeToken(*v)
+		}
+	}
+	str(&dst.ServiceTier, u.ServiceTier)
+	str(&dst.Speed, u.Speed)
+	str(&dst.InferenceGeo, u.InferenceGeo)
+	if u.Iterations != nil {
+		its := make([]IterationUsage, len(*u.Iterations))
+		for i, it := range *u.Iterations {
+			its[i] = IterationUsage{
+				Type:                     sanitizeToken(it.Type),
+				InputTokens:              max(it.InputTokens, 0),
+				OutputTokens:             max(it.OutputTokens, 0),
+				CacheCreationInputTokens: max(it.CacheCreationInputTokens, 0),
+				CacheReadInputTokens:     max(it.CacheReadInputTokens, 0),
+			}
+			if it.CacheCreation != nil {
+				its[i].CacheCreation = it.CacheCreation.nonNegative()
+			}
+		}
+		dst.Iterations = its
+	}
+}
+
+func (c *CacheCreation) nonNegative() *CacheCreation {
+	return &CacheCreation{Ephemeral5m: max(c.Ephemeral5m, 0), Ephemeral1h: max(c.Ephemeral1h, 0)}
 }
 
 func (m *StreamMeter) onMessageStart(data []byte) {
-	model, uj, ok := messageStartFast(data)
-	if !ok {
-		if model, uj, ok = messageStartDecoder(data); !ok {
-			return
-		}
-	}
-	m.model = model
-	if uj != nil {
-		m.usage = Usage{}
-		uj.overlay(&m.usage)
-	}
-	m.estUnits, m.estDeltas = 0, 0
-}
-
-func messageStartDecoder(data []byte) (string, *usageJSON, bool) {
 	var v struct {
 		Message struct {
 			Model string     `json:"model"`
@@ -296,64 +412,20 @@ func messageStartDecoder(data []byte) (string, *usageJSON, bool) {
 		} `json:"message"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return "", nil, false
+		return
 	}
-	return v.Message.Model, v.Message.Usage, true
+	m.model = v.Message.Model
+	if v.Message.Usage != nil {
+		m.usage = Usage{}
+		v.Message.Usage.overlay(&m.usage)
+	}
+	m.started = true
+	m.phase = PhaseBetweenBlocks
+	m.estUnits, m.estDeltas, m.thinkingSince = 0, 0, false
+	m.notify = true
 }
-
-// messageStartFast is messageStartDecoder in one pass, for payloads it can
-// read exactly as encoding/json would (ok false otherwise): one of the two
-// JSON decodes per stream that the meter cannot avoid.
-func messageStartFast(data []byte) (model string, uj *usageJSON, ok bool) {
-	var msg []byte
-	if !fieldsFast(data, messageKeys[:], func(_ int, v []byte) bool { msg = v; return true }) {
-		return "", nil, false
-	}
-	switch {
-	case msg == nil || msg[0] == 'n':
-		return "", nil, true
-	case msg[0] != '{':
-		return "", nil, false
-	}
-	ok = fieldsFast(msg, modelUsageKeys[:], func(i int, v []byte) bool {
-		if i == 0 {
-			return stringOrNull(v, &model)
-		}
-		var fine bool
-		uj, fine = usageOrNull(v)
-		return fine
-	})
-	return model, uj, ok
-}
-
-var (
-	messageKeys    = [...]string{"message"}
-	modelUsageKeys = [...]string{"model", "usage"}
-	deltaUsageKeys = [...]string{"delta", "usage"}
-	stopReasonKeys = [...]string{"stop_reason"}
-	typeModelUsage = [...]string{"type", "model", "usage"}
-)
 
 func (m *StreamMeter) onMessageDelta(data []byte) {
-	stop, uj, ok := messageDeltaFast(data)
-	if !ok {
-		if stop, uj, ok = messageDeltaDecoder(data); !ok {
-			return
-		}
-	}
-	if stop != nil {
-		m.stopReason = *stop
-	}
-	if uj != nil {
-		uj.overlay(&m.usage)
-		if uj.OutputTokens != nil {
-			// The cumulative count includes everything seen so far.
-			m.estUnits, m.estDeltas = 0, 0
-		}
-	}
-}
-
-func messageDeltaDecoder(data []byte) (*string, *usageJSON, bool) {
 	var v struct {
 		Delta struct {
 			StopReason *string `json:"stop_reason"`
@@ -361,86 +433,45 @@ func messageDeltaDecoder(data []byte) (*string, *usageJSON, bool) {
 		Usage *usageJSON `json:"usage"`
 	}
 	if json.Unmarshal(data, &v) != nil {
-		return nil, nil, false
+		return
 	}
-	return v.Delta.StopReason, v.Usage, true
-}
-
-// messageDeltaFast is messageDeltaDecoder in one pass (ok false when unsure).
-func messageDeltaFast(data []byte) (stop *string, uj *usageJSON, ok bool) {
-	ok = fieldsFast(data, deltaUsageKeys[:], func(i int, v []byte) bool {
-		if i == 1 {
-			var fine bool
-			uj, fine = usageOrNull(v)
-			return fine
-		}
-		switch v[0] {
-		case 'n':
-			return true
-		case '{':
-			return fieldsFast(v, stopReasonKeys[:], func(_ int, sv []byte) bool {
-				if sv[0] == 'n' {
-					stop = nil
-					return true
-				}
-				s := new(string)
-				stop = s
-				return sv[0] == '"' && unquote(sv, s) == nil
-			})
-		}
-		return false
-	})
-	return stop, uj, ok
-}
-
-// fieldsFast scans the object obj once and hands the value of each wanted
-// key (by its index in want) to fn. It gives up — false, so the caller
-// falls back to encoding/json — on anything encoding/json might read
-// differently: an escaped key, a wanted key twice (encoding/json keeps the
-// last), or a key that its case-insensitive matching would take for a
-// wanted one ("Usage").
-func fieldsFast(obj []byte, want []string, fn func(i int, val []byte) bool) bool {
-	var seen uint32
-	return scanObject(obj, func(m jsonMember) bool {
-		if m.escaped {
-			return false
-		}
-		k := m.key[1 : len(m.key)-1]
-		for i, w := range want {
-			if string(k) == w {
-				if seen&(1<<i) != 0 {
-					return false
-				}
-				seen |= 1 << i
-				return fn(i, m.val)
-			}
-			if bytes.EqualFold(k, []byte(w)) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// stringOrNull decodes a JSON string into dst; null leaves dst as it is.
-func stringOrNull(v []byte, dst *string) bool {
-	switch v[0] {
-	case 'n':
-		return true
-	case '"':
-		return unquote(v, dst) == nil
+	if v.Delta.StopReason != nil {
+		m.stopReason = *v.Delta.StopReason
 	}
-	return false
+	if v.Usage != nil {
+		v.Usage.overlay(&m.usage)
+		if v.Usage.OutputTokens != nil {
+			// The cumulative count includes everything seen so far,
+			// hidden thinking included.
+			m.estUnits, m.estDeltas, m.thinkingSince = 0, 0, false
+			m.final = true
+		}
+	}
+	m.notify = true
 }
 
-func usageOrNull(v []byte) (*usageJSON, bool) {
-	switch v[0] {
-	case 'n':
-		return nil, true
-	case '{':
-		return usageFast(v)
+// onBlockStart notes the kind of content block that opens.
+func (m *StreamMeter) onBlockStart(data []byte) {
+	var v struct {
+		ContentBlock struct {
+			Type string `json:"type"`
+		} `json:"content_block"`
 	}
-	return nil, false
+	_ = json.Unmarshal(data, &v) // unreadable: an ordinary content block
+	switch v.ContentBlock.Type {
+	case "thinking", "redacted_thinking":
+		m.phase = PhaseThinking
+		m.thinkingSince = true
+		m.notify = true
+	case "server_tool_use", "mcp_tool_use":
+		// Its results enter the context as input the upstream bills and
+		// reports only in the final usage.
+		m.phase = PhaseContent
+		m.toolUses++
+		m.notify = true
+	default:
+		m.phase = PhaseContent
+	}
 }
 
 func (m *StreamMeter) onError(data []byte) {
@@ -515,19 +546,93 @@ func contentUnits(b []byte) int64 {
 // Estimated): what was seen is what gets billed.
 func (m *StreamMeter) Usage() Usage {
 	u := m.usage
-	if m.estDeltas > 0 {
-		u.OutputTokens += max(m.estDeltas, (m.estUnits+3)/4)
-	}
+	u.OutputTokens = m.OutputSoFar()
 	if u.CacheCreation != nil {
 		cc := *u.CacheCreation
 		u.CacheCreation = &cc
 	}
+	if u.ServerToolUse != nil {
+		st := *u.ServerToolUse
+		u.ServerToolUse = &st
+	}
+	u.Iterations = append([]IterationUsage(nil), u.Iterations...)
+	if len(u.Iterations) == 0 {
+		u.Iterations = nil
+	}
 	return u
+}
+
+// OutputSoFar is the output metered so far: the last cumulative count plus
+// an estimate of the content seen since (hidden thinking not included).
+func (m *StreamMeter) OutputSoFar() int64 {
+	out := m.usage.OutputTokens
+	if m.estDeltas > 0 {
+		out += max(m.estDeltas, (m.estUnits+3)/4)
+	}
+	return out
+}
+
+// Phase is where the stream is now.
+func (m *StreamMeter) Phase() StreamPhase { return m.phase }
+
+// Started reports whether message_start was seen.
+func (m *StreamMeter) Started() bool { return m.started }
+
+// Bounds are what a request allows, for the conservative bound of a stream
+// whose final usage never arrived.
+type Bounds struct {
+	InputTokens    int64 // the input estimate made before the call
+	MaxTokens      int64 // the request's max_tokens (output can never exceed it)
+	ThinkingBudget int64 // thinking budget_tokens (max_tokens for adaptive thinking); 0 without thinking
+	// LateInputTokens bounds the input server tools add during the answer
+	// (search results, fetched pages), charged once a server tool block
+	// was seen.
+	LateInputTokens int64
+}
+
+// AbandonedOutputMargin is the output added to the bound of every call that
+// ended without its final usage: what the upstream may have generated after
+// the last event the gateway saw, before it noticed the cancellation. It is
+// also the documented minimum of a call the upstream accepted that ended
+// before any usage arrived: such a call is never free.
+const AbandonedOutputMargin = 64
+
+// Bound is the usage to settle at: the metered usage when the stream
+// reported its final output count, otherwise a conservative bound — never
+// less than the input known from message_start (or b.InputTokens before
+// it), plus LateInputTokens once a server tool ran; the output seen plus
+// AbandonedOutputMargin, plus the whole thinking budget when a thinking
+// block opened since the last output count (thinking is billed in full
+// even when only a summary or a signature is shown), capped at MaxTokens.
+// estimated reports whether it is such a bound.
+func (m *StreamMeter) Bound(b Bounds) (u Usage, estimated bool) {
+	u = m.Usage()
+	if m.final && m.estDeltas == 0 && !m.thinkingSince {
+		return u, false // the cumulative count covers everything
+	}
+	if !m.started {
+		u.InputTokens = max(u.InputTokens, b.InputTokens)
+	}
+	if m.toolUses > 0 {
+		u.InputTokens += b.LateInputTokens
+	}
+	out := u.OutputTokens + AbandonedOutputMargin
+	if m.thinkingSince {
+		out += b.ThinkingBudget
+	}
+	if b.MaxTokens > 0 {
+		out = min(out, max(b.MaxTokens, u.OutputTokens))
+	}
+	u.OutputTokens = out
+	return u, true
 }
 
 // Estimated reports whether Usage().OutputTokens includes content the
 // upstream has not yet counted (the stream ended early).
 func (m *StreamMeter) Estimated() bool { return m.estDeltas > 0 }
+
+// Halted reports whether the watcher stopped the meter.
+func (m *StreamMeter) Halted() bool { return m.halted }
 
 // Model is the model named in message_start ("" before it).
 func (m *StreamMeter) Model() string { return m.model }
@@ -549,15 +654,6 @@ var errNoUsage = errors.New("response has no usage")
 
 // MeterJSON reads usage and model from a non-streaming Messages response.
 func MeterJSON(body []byte) (Usage, string, error) {
-	if u, model, ok, err := meterJSONFast(body); ok {
-		return u, model, err
-	}
-	return meterJSONDecoder(body)
-}
-
-// meterJSONDecoder is MeterJSON by encoding/json: the definitive path, taken
-// whenever the fast path is not sure it would decide the same.
-func meterJSONDecoder(body []byte) (Usage, string, error) {
 	var v struct {
 		Type  string     `json:"type"`
 		Model string     `json:"model"`
@@ -566,127 +662,13 @@ func meterJSONDecoder(body []byte) (Usage, string, error) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return Usage{}, "", fmt.Errorf("metering response: %w", err)
 	}
-	return meterResult(v.Type, v.Model, v.Usage)
-}
-
-func meterResult(typ, model string, uj *usageJSON) (Usage, string, error) {
-	if typ == "error" {
-		return Usage{}, model, errors.New("metering response: body is an error")
+	if v.Type == "error" {
+		return Usage{}, v.Model, errors.New("metering response: body is an error")
 	}
-	if uj == nil {
-		return Usage{}, model, fmt.Errorf("metering response: %w", errNoUsage)
+	if v.Usage == nil {
+		return Usage{}, v.Model, fmt.Errorf("metering response: %w", errNoUsage)
 	}
 	var u Usage
-	uj.overlay(&u)
-	return u, model, nil
-}
-
-// meterJSONFast reads an answer in one pass and decodes only its small usage
-// object (the answer text is most of the bytes). It takes the answer only
-// when that is certain to match encoding/json's reading: every key spelled
-// plainly, "type", "model" and "usage" once each at most and of the expected
-// kinds, no other key that encoding/json's case-insensitive matching would
-// take for one of them; otherwise ok is false.
-func meterJSONFast(body []byte) (u Usage, model string, ok bool, err error) {
-	var typ string
-	var uj *usageJSON
-	fine := fieldsFast(body, typeModelUsage[:], func(i int, v []byte) bool {
-		switch i {
-		case 0:
-			return stringOrNull(v, &typ)
-		case 1:
-			return stringOrNull(v, &model)
-		}
-		var ok bool
-		uj, ok = usageOrNull(v)
-		return ok
-	})
-	if !fine {
-		return Usage{}, "", false, nil
-	}
-	u, model, err = meterResult(typ, model, uj)
-	return u, model, true, err
-}
-
-// usageFields are usageJSON's counters by their exact JSON names.
-var usageFields = [...]string{"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"}
-
-// usageFast decodes a usage object whose counters are plain integers or
-// null, under their exact names, as encoding/json would; ok is false for
-// anything it is not sure about (a differently-cased name, a fraction, an
-// overflow), and the caller falls back.
-func usageFast(raw []byte) (*usageJSON, bool) {
-	uj := new(usageJSON)
-	var vals [len(usageFields)]int64
-	ok := scanObject(raw, func(m jsonMember) bool {
-		if m.escaped {
-			return false
-		}
-		k := m.key[1 : len(m.key)-1]
-		for i, name := range usageFields {
-			if string(k) == name {
-				dst := [...]**int64{&uj.InputTokens, &uj.OutputTokens, &uj.CacheCreationInputTokens, &uj.CacheReadInputTokens}[i]
-				if m.val[0] == 'n' {
-					*dst = nil
-					return true
-				}
-				n, err := strconv.ParseInt(string(m.val), 10, 64)
-				if err != nil {
-					return false
-				}
-				vals[i] = n
-				*dst = &vals[i]
-				return true
-			}
-			if bytes.EqualFold(k, []byte(name)) {
-				return false
-			}
-		}
-		switch {
-		case string(k) == "cache_creation":
-			switch m.val[0] {
-			case 'n':
-				uj.CacheCreation = nil
-				return true
-			case '{':
-				// A repeated key decodes into the same struct, as in
-				// encoding/json: fields it does not name keep their values.
-				if uj.CacheCreation == nil {
-					uj.CacheCreation = new(CacheCreation)
-				}
-				return cacheCreationFast(m.val, uj.CacheCreation)
-			}
-			return false
-		case bytes.EqualFold(k, []byte("cache_creation")):
-			return false
-		}
-		return true // service_tier, server_tool_use, …: not metered
-	})
-	return uj, ok
-}
-
-func cacheCreationFast(raw []byte, cc *CacheCreation) bool {
-	return scanObject(raw, func(m jsonMember) bool {
-		if m.escaped {
-			return false
-		}
-		k := m.key[1 : len(m.key)-1]
-		var dst *int64
-		switch {
-		case string(k) == "ephemeral_5m_input_tokens":
-			dst = &cc.Ephemeral5m
-		case string(k) == "ephemeral_1h_input_tokens":
-			dst = &cc.Ephemeral1h
-		case bytes.EqualFold(k, []byte("ephemeral_5m_input_tokens")), bytes.EqualFold(k, []byte("ephemeral_1h_input_tokens")):
-			return false
-		default:
-			return true
-		}
-		if m.val[0] == 'n' {
-			return true // null leaves a plain int64 as it is
-		}
-		n, err := strconv.ParseInt(string(m.val), 10, 64)
-		*dst = n
-		return err == nil
-	})
+	v.Usage.overlay(&u)
+	return u, v.Model, nil
 }

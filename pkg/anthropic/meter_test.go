@@ -229,7 +229,7 @@ func TestMeterJSON(t *testing.T) {
 				"content":[{"type":"text","text":"Hi! How can I help?"}],"stop_reason":"end_turn","stop_sequence":null,
 				"usage":{"input_tokens":410,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,
 				"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":585,"service_tier":"standard"}}`,
-			want:  Usage{InputTokens: 410, OutputTokens: 585, CacheCreation: &CacheCreation{}},
+			want:  Usage{InputTokens: 410, OutputTokens: 585, CacheCreation: &CacheCreation{}, UsageExt: UsageExt{ServiceTier: "standard"}},
 			model: "claude-sonnet-4-5-20250929",
 		},
 		{
@@ -237,6 +237,18 @@ func TestMeterJSON(t *testing.T) {
 			body:  `{"type":"message","model":"claude-haiku-4-5","usage":{"input_tokens":3,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":9}}`,
 			want:  Usage{InputTokens: 3, CacheCreationInputTokens: 100, CacheReadInputTokens: 2000, OutputTokens: 9},
 			model: "claude-haiku-4-5",
+		},
+		{
+			name: "price-changing fields",
+			body: `{"type":"message","model":"claude-opus-4-6","usage":{"input_tokens":5,"output_tokens":7,
+				"server_tool_use":{"web_search_requests":3,"web_fetch_requests":2},"speed":"fast","inference_geo":"us",
+				"iterations":[{"type":"message","input_tokens":2,"output_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0},
+				{"type":"message","input_tokens":3,"output_tokens":-4,"cache_creation_input_tokens":0,"cache_read_input_tokens":1}]}}`,
+			want: Usage{InputTokens: 5, OutputTokens: 7, UsageExt: UsageExt{
+				ServerToolUse: &ServerToolUse{WebSearchRequests: 3, WebFetchRequests: 2}, Speed: "fast", InferenceGeo: "us",
+				Iterations: []IterationUsage{{Type: "message", InputTokens: 2, OutputTokens: 3}, {Type: "message", InputTokens: 3, CacheReadInputTokens: 1}},
+			}},
+			model: "claude-opus-4-6",
 		},
 		{name: "no usage", body: `{"type":"message","model":"m"}`, wantErr: "no usage"},
 		{name: "error body", body: `{"type":"error","error":{"type":"api_error","message":"x"}}`, wantErr: "body is an error"},

@@ -19,6 +19,7 @@ type Usage struct {
 	CacheCreationInputTokens int64          `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64          `json:"cache_read_input_tokens"`
 	CacheCreation            *CacheCreation `json:"cache_creation,omitempty"`
+	UsageExt
 }
 
 // CacheCreation splits cache writes by TTL; the two are priced differently.

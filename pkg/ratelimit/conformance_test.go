@@ -311,6 +311,100 @@ func runConformance(t *testing.T, newLimiter limiterFactory) {
 				require.NoError(t, lim.Settle(ctx, d.Reservation, Usage{Tokens: 10_000, CostUSD: 5}))
 			}
 		}},
+		{"extend grows a reservation until the budget is spent, then refuses without change", func(t *testing.T, lim Limiter, _ *testClock) {
+			pol := Policy{DailyBudgetUSD: 1}
+			d, err := lim.Admit(ctx, Request{Key: "sub:ext", Policy: pol, CostUSD: 0.25})
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+			res := d.Reservation
+			for i := range 3 {
+				ok, err := lim.Extend(ctx, &res, 0, 0.25)
+				require.NoError(t, err)
+				require.True(t, ok, "extension %d", i+1)
+			}
+			require.InDelta(t, 1.0, res.CostUSD, 1e-9)
+			before := res
+			ok, err := lim.Extend(ctx, &res, 0, 0.000001)
+			require.NoError(t, err)
+			require.False(t, ok, "the budget is spent")
+			require.Equal(t, before, res, "a refused extension leaves the reservation as it was")
+			st, err := lim.Status(ctx, "sub:ext", pol)
+			require.NoError(t, err)
+			require.InDelta(t, 1.0, st.BudgetSpentUSD, 1e-9)
+			// Settling the grown reservation refunds against the whole.
+			require.NoError(t, lim.Settle(ctx, res, Usage{CostUSD: 0.4}))
+			st, err = lim.Status(ctx, "sub:ext", pol)
+			require.NoError(t, err)
+			require.InDelta(t, 0.4, st.BudgetSpentUSD, 1e-9)
+		}},
+		{"extend checks tokens per minute and the global cap", func(t *testing.T, lim Limiter, _ *testClock) {
+			pol := Policy{TokensPerMinute: 1000, GlobalDailyUSD: 2}
+			d, err := lim.Admit(ctx, Request{Key: "sub:ext-a", Policy: pol, Tokens: 600, CostUSD: 1})
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+			res := d.Reservation
+			ok, err := lim.Extend(ctx, &res, 500, 0)
+			require.NoError(t, err)
+			require.False(t, ok, "600+500 tokens do not fit 1000/min")
+			ok, err = lim.Extend(ctx, &res, 300, 0.5)
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, int64(900), res.Tokens)
+			other, err := lim.Admit(ctx, Request{Key: "sub:ext-b", Policy: pol, Tokens: 10, CostUSD: 0.5})
+			require.NoError(t, err)
+			require.True(t, other.Allowed)
+			ores := other.Reservation
+			ok, err = lim.Extend(ctx, &ores, 0, 0.01)
+			require.NoError(t, err)
+			require.False(t, ok, "the global cap is spent by both identities together")
+			require.NoError(t, lim.Settle(ctx, res, Usage{Tokens: 900, CostUSD: 1.5}))
+			require.NoError(t, lim.Settle(ctx, ores, Usage{Tokens: 10, CostUSD: 0.5}))
+		}},
+		{"concurrent extensions never overspend the budget", func(t *testing.T, lim Limiter, _ *testClock) {
+			pol := Policy{DailyBudgetUSD: 1}
+			var ress []Reservation
+			for range 4 {
+				d, err := lim.Admit(ctx, Request{Key: "sub:ext-c", Policy: pol, CostUSD: 0.1})
+				require.NoError(t, err)
+				require.True(t, d.Allowed)
+				ress = append(ress, d.Reservation)
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			granted := 0
+			for i := range ress {
+				wg.Add(1)
+				go func(res *Reservation) {
+					defer wg.Done()
+					for range 10 {
+						ok, err := lim.Extend(ctx, res, 0, 0.05)
+						if err != nil || !ok {
+							return
+						}
+						mu.Lock()
+						granted++
+						mu.Unlock()
+					}
+				}(&ress[i])
+			}
+			wg.Wait()
+			require.Equal(t, 12, granted, "0.4 reserved + 12 × 0.05 = the whole $1")
+			st, err := lim.Status(ctx, "sub:ext-c", pol)
+			require.NoError(t, err)
+			require.InDelta(t, 1.0, st.BudgetSpentUSD, 1e-9)
+		}},
+		{"extend of nothing needs no limit", func(t *testing.T, lim Limiter, _ *testClock) {
+			d, err := lim.Admit(ctx, Request{Key: "sub:ext-d", Policy: Policy{Requests: perMinute(5)}})
+			require.NoError(t, err)
+			res := d.Reservation
+			ok, err := lim.Extend(ctx, &res, 100, 1)
+			require.NoError(t, err)
+			require.True(t, ok)
+			_, err = lim.Extend(ctx, &res, -1, 0)
+			require.ErrorIs(t, err, ErrInvalidRequest)
+			_, err = lim.Extend(ctx, nil, 1, 0)
+			require.ErrorIs(t, err, ErrInvalidRequest)
+		}},
 		{"bad input is refused with ErrInvalidRequest", func(t *testing.T, lim Limiter, _ *testClock) {
 			pol := Policy{Requests: perMinute(10)}
 			for name, req := range map[string]Request{

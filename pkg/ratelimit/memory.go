@@ -218,6 +218,63 @@ func (m *Memory) Settle(_ context.Context, res Reservation, used Usage) error {
 	return nil
 }
 
+// Extend implements Limiter.
+func (m *Memory) Extend(_ context.Context, res *Reservation, moreTokens int64, moreUSD float64) (bool, error) {
+	if res == nil {
+		return false, fmt.Errorf("extending reservation: %w: nil reservation", ErrInvalidRequest)
+	}
+	t := m.now()
+	x, err := newExtension(*res, moreTokens, moreUSD, t)
+	if err != nil {
+		return false, fmt.Errorf("extending reservation: %w", err)
+	}
+	if x.empty() {
+		x.apply(res, moreUSD)
+		return true, nil
+	}
+	now := gcraSeconds(t)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[res.Key]
+	var cur memEntry
+	if e != nil {
+		cur = *e
+	}
+	var tok gcraResult
+	if x.tokens > 0 {
+		tok = gcra(cur.tokTAT, now, x.tpm, x.tpm, tokenPeriod.Seconds(), x.tokens)
+		if !tok.allowed {
+			return false, nil
+		}
+	}
+	if x.costMicro > 0 {
+		if x.budgetMicro > 0 && cur.budget.spent(x.day)+x.costMicro > x.budgetMicro {
+			return false, nil
+		}
+		if x.globalMicro > 0 && m.global.spent(x.day)+x.costMicro > x.globalMicro {
+			return false, nil
+		}
+	}
+	if e == nil {
+		e = m.insert(res.Key, t, now)
+	}
+	e.lastSeen = now
+	if x.tokens > 0 {
+		e.tokTAT = tok.newTAT
+	}
+	if x.costMicro > 0 {
+		if x.budgetMicro > 0 {
+			e.budget.add(x.day, x.costMicro)
+		}
+		if x.globalMicro > 0 {
+			m.global.add(x.day, x.costMicro)
+		}
+	}
+	x.apply(res, moreUSD)
+	return true, nil
+}
+
 // Status implements Limiter. It reads without writing.
 func (m *Memory) Status(_ context.Context, key string, policy Policy) (Status, error) {
 	if err := validKey(key); err != nil {

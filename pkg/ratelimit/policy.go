@@ -227,3 +227,50 @@ func durOrZero(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// extension is what one Extend has to check and add, in counter units.
+type extension struct {
+	tokens      int64 // token-bucket charge; 0: none
+	tpm         int64
+	costMicro   int64 // added to both budgets
+	budgetMicro int64 // identity daily limit; 0: no check
+	globalMicro int64 // global daily limit; 0: no check
+	day         string
+}
+
+func newExtension(res Reservation, moreTokens int64, moreUSD float64, now time.Time) (extension, error) {
+	if err := res.validate(); err != nil {
+		return extension{}, err
+	}
+	if moreTokens < 0 {
+		return extension{}, fmt.Errorf("%w: negative token extension", ErrInvalidRequest)
+	}
+	if err := validUSD("cost extension", moreUSD); err != nil {
+		return extension{}, err
+	}
+	e := extension{day: res.Day, tpm: res.Policy.TokensPerMinute}
+	if e.day == "" {
+		e.day = utcDay(now)
+	}
+	if e.tpm > 0 {
+		e.tokens = moreTokens
+	}
+	e.budgetMicro = toMicro(res.Policy.DailyBudgetUSD)
+	e.globalMicro = toMicro(res.Policy.GlobalDailyUSD)
+	if e.budgetMicro > 0 || e.globalMicro > 0 {
+		// The difference of the rounded totals, so Settle's
+		// reserveMicro(res.CostUSD) is exactly what was put aside.
+		e.costMicro = reserveMicro(res.CostUSD+moreUSD) - reserveMicro(res.CostUSD)
+	}
+	return e, nil
+}
+
+func (e extension) empty() bool { return e.tokens == 0 && e.costMicro == 0 }
+
+// apply grows res by the extension once it is committed.
+func (e extension) apply(res *Reservation, moreUSD float64) {
+	res.Tokens += e.tokens
+	if e.budgetMicro > 0 || e.globalMicro > 0 {
+		res.CostUSD += moreUSD
+	}
+}

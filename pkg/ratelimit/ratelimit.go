@@ -126,6 +126,13 @@ type Limiter interface {
 	// Settle replaces a reservation with the actual usage (refunding or
 	// charging the difference).
 	Settle(ctx context.Context, res Reservation, used Usage) error
+	// Extend adds moreTokens and moreUSD to an admitted reservation, checked
+	// atomically against the caller's token bucket, daily budget and the
+	// global cap: all of it or nothing. On ok, res grows by what was put
+	// aside, so Settle later refunds or charges against the whole; on a
+	// refusal res is unchanged. Live metering calls it as an answer's
+	// metered cost passes what was reserved.
+	Extend(ctx context.Context, res *Reservation, moreTokens int64, moreUSD float64) (ok bool, err error)
 	// Status reports key's quota under policy without consuming anything.
 	Status(ctx context.Context, key string, policy Policy) (Status, error)
 	// Backend names the store currently deciding: "redis", "memory", "degraded", "open", "closed".

@@ -402,6 +402,68 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 	return nil
 }
 
+// Extend implements Limiter: one round trip (one script, or two in one
+// pipeline when the global counter lives in another slot; then a refusal by
+// one side is compensated on the other).
+func (r *Redis) Extend(ctx context.Context, res *Reservation, moreTokens int64, moreUSD float64) (bool, error) {
+	if res == nil {
+		return false, fmt.Errorf("extending reservation: %w: nil reservation", ErrInvalidRequest)
+	}
+	x, err := newExtension(*res, moreTokens, moreUSD, r.now())
+	if err != nil {
+		return false, fmt.Errorf("extending reservation: %w", err)
+	}
+	if x.empty() {
+		x.apply(res, moreUSD)
+		return true, nil
+	}
+	ids := r.identityKeys(res.Key, x.day)
+	keys := []string{ids[1], ids[2]}
+	global := x.globalMicro
+	splitGlobal := r.split && x.globalMicro > 0 && x.costMicro > 0
+	if r.split {
+		global = 0
+	} else {
+		keys = append(keys, r.globalKey(x.day))
+	}
+	calls := []scriptCall{{extendScript, keys, []any{x.tpm, x.tokens, x.budgetMicro, global, x.costMicro, r.ttlSecs}}}
+	if splitGlobal {
+		calls = append(calls, scriptCall{reserveScript, []string{r.globalKey(x.day)}, []any{x.globalMicro, x.costMicro, r.ttlSecs}})
+	}
+	cmds, err := r.run(ctx, calls...)
+	if err != nil {
+		return false, fmt.Errorf("extending reservation in redis: %w", err)
+	}
+	idOK, err := parseReserve(cmds[0].Val())
+	if err != nil {
+		return false, fmt.Errorf("extending reservation in redis: %w", err)
+	}
+	if !splitGlobal {
+		if idOK {
+			x.apply(res, moreUSD)
+		}
+		return idOK, nil
+	}
+	globalOK, err := parseReserve(cmds[1].Val())
+	if err != nil {
+		return false, fmt.Errorf("extending reservation in redis: %w", err)
+	}
+	switch {
+	case idOK && globalOK:
+		x.apply(res, moreUSD)
+		return true, nil
+	case idOK:
+		budget := int64(0)
+		if x.budgetMicro > 0 {
+			budget = -x.costMicro
+		}
+		r.compensate(ctx, scriptCall{adjustScript, r.identityKeys(res.Key, x.day), []any{0, 0, 0, x.tpm, -x.tokens, budget, r.ttlSecs}})
+	case globalOK:
+		r.compensate(ctx, scriptCall{moneyScript, []string{r.globalKey(x.day)}, []any{-x.costMicro, r.ttlSecs}})
+	}
+	return false, nil
+}
+
 // Status implements Limiter. The request bucket is peeked with redis_rate's
 // AllowN(…, 0); tokens and budget, when configured, with one more pipelined
 // read evaluated against Redis TIME.

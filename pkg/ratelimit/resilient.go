@@ -300,6 +300,57 @@ func (r *Resilient) Settle(ctx context.Context, res Reservation, used Usage) err
 	return r.enqueue(res, used)
 }
 
+// Extend implements Limiter. A reservation follows its backend: the local
+// fallback's with the fallback, an open-mode one always succeeds (nothing is
+// counted while open). One made in Redis is extended there while Redis
+// answers; while it does not, the failure mode decides: open allows, closed
+// refuses (the caller stops the answer), local charges the extension to
+// this replica's share in the fallback, never refunded (strict side), and
+// leaves res as it was, so the settlement replayed to Redis later charges
+// the whole usage there.
+func (r *Resilient) Extend(ctx context.Context, res *Reservation, moreTokens int64, moreUSD float64) (bool, error) {
+	if res == nil {
+		return false, fmt.Errorf("extending reservation: %w: nil reservation", ErrInvalidRequest)
+	}
+	if _, err := newExtension(*res, moreTokens, moreUSD, r.local.now()); err != nil {
+		return false, fmt.Errorf("extending reservation: %w", err)
+	}
+	switch res.Backend {
+	case BackendOpen:
+		return true, nil
+	case BackendDegraded:
+		return r.local.Extend(ctx, res, moreTokens, moreUSD)
+	}
+	if r.up.Load() {
+		cctx, cancel := context.WithTimeout(ctx, r.timeout)
+		ok, err := r.primary.Extend(cctx, res, moreTokens, moreUSD)
+		cancel()
+		if err == nil {
+			return ok, nil
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("extending reservation: %w", ctx.Err())
+		}
+		r.markDown(err)
+	}
+	switch r.mode {
+	case FailureOpen:
+		r.obs.FallbackDecision(string(FailureOpen), true)
+		return true, nil
+	case FailureClosed:
+		r.obs.FallbackDecision(string(FailureClosed), false)
+		return false, fmt.Errorf("extending reservation: %w", ErrBackendUnavailable)
+	}
+	p := r.share(res.Policy)
+	p.Requests = Limit{}
+	d, err := r.local.Admit(ctx, Request{Key: res.Key, Policy: p, Tokens: moreTokens, CostUSD: moreUSD})
+	if err != nil {
+		return false, err
+	}
+	r.obs.FallbackDecision(string(FailureLocal), d.Allowed)
+	return d.Allowed, nil
+}
+
 func (r *Resilient) enqueue(res Reservation, used Usage) error {
 	r.pendingMu.Lock()
 	defer r.pendingMu.Unlock()

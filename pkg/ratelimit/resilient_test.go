@@ -288,3 +288,65 @@ func TestParseFailureMode(t *testing.T) {
 	_, err := ParseFailureMode("Closed")
 	require.ErrorContains(t, err, "want local, open or closed")
 }
+
+// A Redis reservation extended while Redis is down follows the failure
+// mode: closed refuses (the answer is stopped), open allows, local charges
+// the replica's share and refuses beyond it; the reservation itself is left
+// as it was, so the settlement replayed to Redis charges the whole usage.
+func TestResilientExtendDuringOutage(t *testing.T) {
+	ctx := context.Background()
+	pol := Policy{DailyBudgetUSD: 1}
+	admitted := func(t *testing.T, r *Resilient) Reservation {
+		d, err := r.Admit(ctx, Request{Key: "sub:x", Policy: pol, CostUSD: 0.2})
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		require.Equal(t, BackendRedis, d.Reservation.Backend)
+		return d.Reservation
+	}
+	t.Run("closed", func(t *testing.T) {
+		srv := startRedis(t)
+		r := newTestResilient(t, srv.Addr, ResilientOptions{FailureMode: FailureClosed, ProbeInterval: 2 * time.Second})
+		res := admitted(t, r)
+		srv.Stop()
+		before := res
+		ok, err := r.Extend(ctx, &res, 0, 0.1)
+		require.ErrorIs(t, err, ErrBackendUnavailable)
+		require.False(t, ok)
+		require.Equal(t, before, res)
+	})
+	t.Run("open", func(t *testing.T) {
+		srv := startRedis(t)
+		r := newTestResilient(t, srv.Addr, ResilientOptions{FailureMode: FailureOpen, ProbeInterval: 2 * time.Second})
+		res := admitted(t, r)
+		srv.Stop()
+		before := res
+		ok, err := r.Extend(ctx, &res, 0, 5)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, before, res)
+	})
+	t.Run("local", func(t *testing.T) {
+		srv := startRedis(t)
+		proxy := startSlowProxy(t, srv.Addr) // an outage that keeps Redis's data
+		r := newTestResilient(t, proxy.Addr, ResilientOptions{LocalShareDivisor: 2, ProbeInterval: 100 * time.Millisecond})
+		res := admitted(t, r)
+		proxy.SetDelay(time.Second)
+		before := res
+		for i := range 5 { // this replica's share is $0.50
+			ok, err := r.Extend(ctx, &res, 0, 0.1)
+			require.NoError(t, err)
+			require.True(t, ok, "extension %d", i+1)
+		}
+		ok, err := r.Extend(ctx, &res, 0, 0.1)
+		require.NoError(t, err)
+		require.False(t, ok, "beyond the local share")
+		require.Equal(t, before, res)
+		require.NoError(t, r.Settle(ctx, res, Usage{CostUSD: 0.65}))
+		require.Equal(t, 1, r.Pending())
+		proxy.SetDelay(0)
+		require.Eventually(t, func() bool { return r.Backend() == BackendRedis && r.Pending() == 0 }, 5*time.Second, 20*time.Millisecond)
+		st, err := r.Status(ctx, "sub:x", pol)
+		require.NoError(t, err)
+		require.InDelta(t, 0.65, st.BudgetSpentUSD, 1e-9, "the whole usage reaches Redis")
+	})
+}

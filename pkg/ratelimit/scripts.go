@@ -191,3 +191,40 @@ var moneyScript = redis.NewScript(gcraLua + `
 add_money(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 return 1
 `)
+
+// extendScript grows an admitted reservation if everything can take it.
+// KEYS: token TAT, identity budget[, global budget]. ARGV: tokens per
+// minute, tokens (0 = no check), identity budget, global budget (µ$, 0 = no
+// check), cost (µ$), budget TTL seconds. Returns {allowed, reason}: reason 2
+// tokens, 3 budget, 4 global budget.
+var extendScript = redis.NewScript(gcraLua + `
+local tpm = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local global = tonumber(ARGV[4])
+local cost = tonumber(ARGV[5])
+local ttl = tonumber(ARGV[6])
+local tok_tat, tok_ok, _
+if tpm > 0 and tokens > 0 then
+  tok_ok, _, _, _, tok_tat = gcra(KEYS[1], tpm, tpm, 60, tokens)
+  if not tok_ok then return {0, 2} end
+end
+if cost > 0 and budget > 0 and tonumber(redis.call("GET", KEYS[2]) or "0") + cost > budget then
+  return {0, 3}
+end
+if cost > 0 and global > 0 and #KEYS >= 3 and tonumber(redis.call("GET", KEYS[3]) or "0") + cost > global then
+  return {0, 4}
+end
+if tpm > 0 and tokens > 0 then
+  store_tat(KEYS[1], tok_tat)
+end
+if cost > 0 and budget > 0 then
+  redis.call("INCRBY", KEYS[2], cost)
+  redis.call("EXPIRE", KEYS[2], ttl)
+end
+if cost > 0 and global > 0 and #KEYS >= 3 then
+  redis.call("INCRBY", KEYS[3], cost)
+  redis.call("EXPIRE", KEYS[3], ttl)
+end
+return {1, 0}
+`)

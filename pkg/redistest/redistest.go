@@ -21,6 +21,7 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	Port int
 	dir  string
+	args []string // the caller's extra arguments, kept for Restart
 	cmd  *exec.Cmd
 	logf *os.File
 	tb   testing.TB
@@ -40,7 +41,7 @@ func Start(tb testing.TB, extraArgs ...string) *Server {
 	if err != nil {
 		tb.Fatalf("redis-server not found on PATH (install it: apt-get install -y redis-server, or run `make test`): %v", err)
 	}
-	s := &Server{dir: tb.TempDir(), tb: tb}
+	s := &Server{dir: tb.TempDir(), tb: tb, args: extraArgs}
 	s.Port = FreePort(tb)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	s.start(bin, extraArgs...)
@@ -127,11 +128,21 @@ func (s *Server) Stop() {
 	}
 }
 
-// Restart starts the server again on the same port (after Stop), empty.
+// StartPersistent is Start with the append-only file on (fsync on every
+// write), as a production Redis holding budgets runs: Restart after Stop
+// (a SIGKILL) reloads every key from the same data directory.
+func StartPersistent(tb testing.TB, extraArgs ...string) *Server {
+	tb.Helper()
+	return Start(tb, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, extraArgs...)...)
+}
+
+// Restart starts the server again on the same port and data directory
+// (after Stop), with the arguments it was started with: empty, unless it
+// was started with StartPersistent.
 func (s *Server) Restart() {
 	s.tb.Helper()
 	bin, _ := exec.LookPath("redis-server")
-	s.start(bin)
+	s.start(bin, s.args...)
 }
 
 // Do sends one inline command and returns the raw first reply line

@@ -83,6 +83,7 @@ type Config struct {
 	// MaxStreams is the per-identity cap on concurrent streams, per tier name ("" = default).
 	MaxStreams  map[string]int
 	MaxInflight int
+	Live        Live
 
 	Prices            anthropic.PriceTable
 	SpendAlertPerHour float64
@@ -208,6 +209,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	c.RequestTimeout = durVar(&p, get, "KEYWARD_UPSTREAM_TIMEOUT", 10*time.Minute)
 	c.AuthRequired = boolVar(&p, get, "KEYWARD_AUTH_REQUIRED", false)
 	c.SendUserID = boolVar(&p, get, "KEYWARD_SEND_USER_ID", false)
+	c.Live = loadLive(&p, get)
 
 	reqLimit := get("KEYWARD_RATE_LIMIT", "")
 

@@ -93,7 +93,8 @@ func unsatisfiableMessage(r ratelimit.Reason, pol ratelimit.Policy) string {
 // settle records the metered usage: metrics, cost, and the limiter's
 // reservation. It runs even when the client went away, on its own context.
 func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string, u anthropic.Usage) {
-	cost, priced := h.Cfg.Prices.Cost(model, u)
+	bill, priced := h.Cfg.Prices.Bill(model, u, u.UsageExt)
+	cost := bill.TotalUSD()
 	if !priced && u.TotalTokens() > 0 {
 		h.Log.Warn("model has no price: cost not counted", "model", model, "request_id", st.RequestID)
 	}
@@ -107,6 +108,12 @@ func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string,
 	if err := h.Limiter.Settle(ctx, d.Reservation, ratelimit.Usage{Tokens: u.TotalTokens(), CostUSD: cost}); err != nil {
 		h.Log.Warn("settling a reservation failed", "request_id", st.RequestID, "error", err.Error())
 	}
+}
+
+// cost is what usage u costs on model: tokens, multipliers and fees.
+func (h *Handlers) cost(model string, u anthropic.Usage) float64 {
+	bill, _ := h.Cfg.Prices.Bill(model, u, u.UsageExt)
+	return bill.TotalUSD()
 }
 
 // estimateCost prices a reservation as an upper bound: the input estimate at

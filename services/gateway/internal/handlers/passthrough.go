@@ -11,7 +11,6 @@ import (
 
 	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/auth"
-	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
@@ -49,19 +48,24 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			}
 			defer release()
 		}
-		res, err := h.reservation(c, st, req, body, req.MaxTokens)
-		if err != nil {
-			return err
-		}
-		d, err := h.admit(c, st, res.Tokens(), res.CostUSD)
+		cm, err := h.admitCall(c, st, req.Model, req.MaxTokens, req.Thinking, req.Stream, func(out int64) (reserved, error) {
+			res, err := h.reservation(c, st, req, body, out)
+			r := reserved{inputTokens: res.VisibleInputTokens + res.HiddenInputTokens, tokens: res.Tokens(), usd: res.CostUSD}
+			if res.ServerToolUses > 0 {
+				// Documents are fetched before the answer starts (in
+				// message_start's input); tool results arrive during it.
+				r.lateInputTokens = res.HiddenInputTokens + res.RereadTokens
+			}
+			return r, err
+		})
 		if err != nil {
 			return err
 		}
 		hdr := anthropic.OutboundHeaders(c.Request.Header)
 		if req.Stream {
-			return h.streamPassthrough(c, st, d, req.Model, hdr, body)
+			return h.streamPassthrough(c, st, cm, hdr, body)
 		}
-		resp, out, err := h.completeJSON(c, st, d, req.Model, hdr, body)
+		resp, out, err := h.completeJSON(c, st, cm, hdr, body)
 		if err != nil {
 			return err
 		}
@@ -71,13 +75,14 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 	})
 }
 
-func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, d *ratelimit.Decision, model string, hdr http.Header, body []byte) error {
+func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, cm *callMoney, hdr http.Header, body []byte) error {
 	ctx, cancel := context.WithCancel(c.Request.Context())
 	defer cancel()
 	meter := anthropic.NewStreamMeter()
-	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, body)
+	cm.live(meter)
+	resp, err := h.callUpstream(ctx, st, cm.model, "/v1/messages", hdr, body)
 	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
+		cm.settleFailed(err, true)
 		return err
 	}
 	defer resp.Body.Close()
@@ -99,8 +104,8 @@ func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, d *rateli
 		_, _ = c.Writer.Write(errorEvent(t, msg))
 		flush()
 	}
-	// Aborted streams are charged what was seen.
-	h.settle(st, d, model, meter.Usage())
+	// Aborted streams are charged what was seen, or a conservative bound.
+	cm.settleStream(meter)
 	return nil
 }
 

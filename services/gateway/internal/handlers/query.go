@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
-	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/config"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
@@ -154,16 +153,15 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		}
 		defer release()
 	}
-	inEst := anthropic.EstimateInputTokens(reqBody)
-	d, err := h.admit(c, st, inEst+maxTokens, h.estimateCost(model, inEst, maxTokens))
+	cm, err := h.admitCall(c, st, model, maxTokens, nil, stream, h.estimateReserve(model, reqBody))
 	if err != nil {
 		return err
 	}
 	hdr := http.Header{"Anthropic-Version": {"2023-06-01"}, "Content-Type": {"application/json"}}
 	if stream {
-		return h.streamAnswer(c, st, d, model, hdr, reqBody)
+		return h.streamAnswer(c, st, cm, hdr, reqBody)
 	}
-	_, out, err := h.completeJSON(c, st, d, model, hdr, reqBody)
+	_, out, err := h.completeJSON(c, st, cm, hdr, reqBody)
 	if err != nil {
 		return err
 	}
@@ -197,12 +195,13 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 
 // streamAnswer streams text deltas as `event: delta` / `data: {"text":…}`,
 // then `event: done` with model and usage, or `event: error`.
-func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, d *ratelimit.Decision, model string, hdr http.Header, body []byte) error {
+func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, cm *callMoney, hdr http.Header, body []byte) error {
+	model := cm.model
 	ctx, cancel := context.WithCancel(c.Request.Context())
 	defer cancel()
 	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, body)
 	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
+		cm.settleFailed(err, true)
 		return err
 	}
 	defer resp.Body.Close()
@@ -213,11 +212,11 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, d *ratelimit.D
 	flush := flusherOf(c.Writer)
 	flush()
 	meter := anthropic.NewStreamMeter()
+	cm.live(meter)
 	tr := &textDeltas{out: c.Writer}
 	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, tr, flush, meter)
 	cancel()
-	u := meter.Usage()
-	h.settle(st, d, model, u)
+	u := cm.settleStream(meter)
 	switch {
 	case end == endClientGone:
 		st.Outcome = "client_gone"

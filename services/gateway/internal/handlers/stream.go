@@ -30,6 +30,7 @@ const (
 	endClientGone                  // the caller disconnected
 	endLifetime                    // the stream hit the maximum duration
 	endShutdown                    // the drain deadline passed
+	endBudget                      // the meter's watcher stopped it (the budget cannot cover more)
 )
 
 // pump copies upstream SSE bytes to the client as they arrive, flushing each
@@ -111,7 +112,12 @@ func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader,
 			// stream is ending: what was seen is what gets billed.
 			p := buf[:n]
 			mu.Lock()
-			_, _ = meter.Write(p)
+			// A halted meter (the budget cannot cover more) has taken the
+			// bytes up to the end of the event that halted it: only those
+			// go on, so the stream ends at an event boundary.
+			mn, merr := meter.Write(p)
+			halted := merr != nil
+			p = p[:mn]
 			_, werr := w.Write(p)
 			if werr == nil {
 				flush()
@@ -120,6 +126,9 @@ func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader,
 			mu.Unlock()
 			if werr != nil {
 				return endClientGone
+			}
+			if halted {
+				return endBudget
 			}
 		}
 		if e := ended.Load(); e != 0 {
@@ -162,6 +171,8 @@ func endMessage(e streamEnd) (string, string) {
 		return "timeout_error", "the stream exceeded the gateway's maximum duration"
 	case endShutdown:
 		return "overloaded_error", "the gateway is restarting; retry the request"
+	case endBudget:
+		return "budget_exceeded", budgetStopMessage
 	default:
 		return "api_error", "the connection to the Claude API was lost mid-stream"
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
-	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/metrics"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
@@ -74,25 +73,28 @@ func (h *Handlers) countAttempt(model string, attempt, status int, err error) {
 
 // completeJSON makes a non-streaming upstream call for an admitted request,
 // reads the whole answer, meters its usage and settles the reservation —
-// whatever the outcome, the reservation is settled exactly once.
-func (h *Handlers) completeJSON(c *gin.Context, st *reqctx.State, d *ratelimit.Decision, model string, hdr http.Header, body []byte) (*http.Response, []byte, error) {
+// whatever the outcome, the reservation is settled exactly once: at the
+// metered usage, at nothing when the upstream refused the call, and at the
+// whole reservation when the answer was lost (the upstream may have billed
+// all of it).
+func (h *Handlers) completeJSON(c *gin.Context, st *reqctx.State, cm *callMoney, hdr http.Header, body []byte) (*http.Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
 	defer cancel()
-	resp, err := h.callUpstream(ctx, st, model, "/v1/messages", hdr, body)
+	resp, err := h.callUpstream(ctx, st, cm.model, "/v1/messages", hdr, body)
 	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
+		cm.settleFailed(err, false)
 		return nil, nil, err
 	}
 	out, err := readJSON(resp)
 	if err != nil {
-		h.settle(st, d, model, anthropic.Usage{})
+		cm.settleUnread()
 		return nil, nil, fmt.Errorf("reading upstream answer: %w", err)
 	}
 	u, _, merr := anthropic.MeterJSON(out)
 	if merr != nil {
 		h.Log.Warn("upstream answer has no usage", "request_id", st.RequestID)
 	}
-	h.settle(st, d, model, u)
+	cm.settle(u, "")
 	return resp, out, nil
 }
 

@@ -32,6 +32,8 @@ type Metrics struct {
 	GlobalBudget      prometheus.Gauge
 	SpendAlertPerHour prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec
+	// SettlementsEstimated counts calls settled at a conservative bound, by the phase they ended in.
+	SettlementsEstimated *prometheus.CounterVec
 }
 
 var httpBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -97,6 +99,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.UpstreamRequests, m.UpstreamDuration, m.UpstreamRetries,
 		m.CircuitOpen, m.Tokens, m.CostUSD, m.Unpriced, m.RateLimitRejects, m.BackendUp, m.FallbackDecisions,
 		m.AuthFailures, m.Inflight, m.StreamsActive, m.GlobalBudget, m.SpendAlertPerHour, m.BuildInfo)
+	m.SettlementsEstimated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_settlements_estimated_total", Help: "Calls settled at a conservative bound because their final usage never arrived (reason: before_message_start, in_thinking, in_output, budget_stop, no_response)."}, []string{"reason"})
+	reg.MustRegister(m.SettlementsEstimated)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

@@ -58,6 +58,9 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		if st.Outcome != "" {
 			attrs = append(attrs, slog.String("outcome", st.Outcome))
 		}
+		if st.Settlement != "" {
+			attrs = append(attrs, slog.String("settlement", st.Settlement))
+		}
 		log.LogAttrs(context.Background(), level, "request", attrs...)
 	}
 }

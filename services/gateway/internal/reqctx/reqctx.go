@@ -36,6 +36,7 @@ type State struct {
 	Decision          *ratelimit.Decision // the admission decision, for headers
 	Stream            bool
 	Outcome           string // short machine-readable outcome for the access log on errors
+	Settlement        string // "estimated" when usage was settled at a conservative bound
 }
 
 // Set stores st in c.
