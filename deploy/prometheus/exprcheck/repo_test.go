@@ -114,9 +114,9 @@ func TestShippedAlertsAreComplete(t *testing.T) {
 		anchors[githubSlug(m[1])] = true
 	}
 	want := []string{
-		"KeywardDown", "KeywardReplicaDown", "KeywardHighErrorRate", "KeywardUpstreamErrors", "KeywardUpstreamKeyRejected", "KeywardCircuitBreakerOpen",
+		"KeywardDown", "KeywardNotScraped", "KeywardReplicaDown", "KeywardHighErrorRate", "KeywardUpstreamErrors", "KeywardUpstreamKeyRejected", "KeywardCircuitBreakerOpen",
 		"KeywardHighLatency", "KeywardTokenSpendHigh", "KeywardDailyBudgetBurn", "KeywardGlobalBudgetExhausted",
-		"KeywardRateLimitBackendDown", "KeywardAuthFailureSpike",
+		"KeywardRateLimitBackendDown", "KeywardAuthFailureSpike", "KeywardRedisMemoryHigh",
 	}
 	var names []string
 	for _, a := range shippedAlerts(t) {
