@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Server-side validation against a real kube-apiserver: starts etcd and kube-apiserver on
 # free loopback ports in 19400–19499, creates a namespace that enforces the "restricted"
-# Pod Security Standard, installs the Prometheus Operator CRDs, then runs
+# Pod Security Standard, installs the Prometheus Operator,
+# the Secrets Store CSI driver and External Secrets Operator CRDs, then runs
 # `kubectl apply --dry-run=server` (strict field validation) on
 #   - every chart scenario (deploy/helm/keyward/ci/*-values.yaml, helm test pod included),
 #   - deploy/k8s/manifests/,
@@ -19,6 +20,8 @@ ETCD=${ETCD:-etcd}
 CHART=$ROOT/deploy/helm/keyward
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 PROM_OPERATOR_VERSION=${PROM_OPERATOR_VERSION:-v0.85.0}
+SECRETS_STORE_CSI_VERSION=${SECRETS_STORE_CSI_VERSION:-v1.5.4}
+EXTERNAL_SECRETS_VERSION=${EXTERNAL_SECRETS_VERSION:-v1.3.2}
 NS=keyward-ci
 
 for bin in "$HELM" "$KUBECTL" "$KAS"; do
@@ -124,13 +127,23 @@ for ((i = 0; i < 20; i++)); do
 	sleep 0.5
 done
 
-# The upstream CRDs for ServiceMonitor and PrometheusRule, from the operator's Go module.
-crd_dir=$(cd "$work" && GOWORK=off GOFLAGS='' go mod download -json \
-	"github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')/example/prometheus-operator-crd
-k create -f "$crd_dir/monitoring.coreos.com_servicemonitors.yaml" -f "$crd_dir/monitoring.coreos.com_prometheusrules.yaml" >/dev/null
+# The projects' own CRDs, from their Go modules (data files only; nothing is built):
+# ServiceMonitor and PrometheusRule (Prometheus Operator), SecretProviderClass (Secrets
+# Store CSI driver), ExternalSecret (External Secrets Operator).
+module_dir() {
+	(cd "$work" && GOWORK=off GOFLAGS='' go mod download -json "$1" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+}
+crd_dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION")/example/prometheus-operator-crd
+csi_crd_dir=$(module_dir "sigs.k8s.io/secrets-store-csi-driver@$SECRETS_STORE_CSI_VERSION")/config/crd/bases
+eso_crd_dir=$(module_dir "github.com/external-secrets/external-secrets@$EXTERNAL_SECRETS_VERSION")/config/crds/bases
+k create -f "$crd_dir/monitoring.coreos.com_servicemonitors.yaml" -f "$crd_dir/monitoring.coreos.com_prometheusrules.yaml" \
+	-f "$csi_crd_dir/secrets-store.csi.x-k8s.io_secretproviderclasses.yaml" \
+	-f "$eso_crd_dir/external-secrets.io_externalsecrets.yaml" >/dev/null
+echo "kube-check: CRDs from prometheus-operator $PROM_OPERATOR_VERSION, secrets-store-csi-driver $SECRETS_STORE_CSI_VERSION, external-secrets $EXTERNAL_SECRETS_VERSION"
 # `kubectl wait` errors out while a fresh CRD has no conditions at all, so poll instead.
-for crd in servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
+for crd in servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com \
+	secretproviderclasses.secrets-store.csi.x-k8s.io externalsecrets.external-secrets.io; do
 	for ((i = 0; i < 120; i++)); do
 		[[ $(k get crd "$crd" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null) == True ]] && break
 		sleep 0.5

@@ -133,10 +133,17 @@ Takes a dict: image, ctx.
 The Secret that holds the Anthropic key: the user's existingSecret or the chart's own.
 */}}
 {{- define "keyward.apiKey.secretName" -}}
+{{- if .Values.externalSecret.enabled }}
+{{- default (printf "%s-api-key" (include "keyward.fullname" .)) .Values.externalSecret.targetName }}
+{{- else }}
 {{- default (printf "%s-api-key" (include "keyward.fullname" .)) .Values.apiKey.existingSecret }}
 {{- end }}
+{{- end }}
 {{- define "keyward.apiKey.configured" -}}
-{{- if or .Values.apiKey.existingSecret .Values.apiKey.value }}true{{ end }}
+{{- if or .Values.apiKey.existingSecret .Values.apiKey.value .Values.externalSecret.enabled .Values.secretsStoreCSI.enabled }}true{{ end }}
+{{- end }}
+{{- define "keyward.secretProviderClassName" -}}
+{{- printf "%s-api-key" (include "keyward.fullname" .) }}
 {{- end }}
 
 {{/*
@@ -187,11 +194,19 @@ change. Included from the Deployment so it runs on every render.
 {{- if and (not (include "keyward.apiKey.configured" .)) (not .Values.mockanthropic.enabled) }}
 {{- fail "no Anthropic API key: set apiKey.existingSecret (recommended) or apiKey.value, or enable mockanthropic for an offline demo" }}
 {{- end }}
-{{- if and .Values.apiKey.existingSecret .Values.apiKey.value }}
-{{- fail "apiKey.existingSecret and apiKey.value are both set: keep one" }}
+{{- $sources := list }}
+{{- if .Values.apiKey.existingSecret }}{{ $sources = append $sources "apiKey.existingSecret" }}{{ end }}
+{{- if .Values.apiKey.value }}{{ $sources = append $sources "apiKey.value" }}{{ end }}
+{{- if .Values.secretsStoreCSI.enabled }}{{ $sources = append $sources "secretsStoreCSI.enabled" }}{{ end }}
+{{- if .Values.externalSecret.enabled }}{{ $sources = append $sources "externalSecret.enabled" }}{{ end }}
+{{- if gt (len $sources) 1 }}
+{{- fail (printf "the Anthropic key has more than one source (%s): keep one" (join ", " $sources)) }}
 {{- end }}
 {{- if and (eq .Values.redis.mode "none") (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail "redis.mode=none keeps rate limits per process: use exactly one replica without autoscaling, or redis.mode=bundled/external" }}
+{{- end }}
+{{- if and (eq .Values.redis.mode "bundled") (not .Values.redis.auth.enabled) }}
+{{- fail "redis.mode=bundled needs redis.auth.enabled=true: the bundled Redis runs with protected-mode yes, which refuses unauthenticated connections from the gateway pods" }}
 {{- end }}
 {{- if eq .Values.redis.mode "external" }}
 {{- $e := .Values.redis.external }}
