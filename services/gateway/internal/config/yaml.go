@@ -12,16 +12,11 @@ import (
 
 // fileConfig is the KEYWARD_CONFIG YAML. Unknown keys are errors.
 type fileConfig struct {
-	SystemPrompt *string `yaml:"system_prompt"`
-	Models       struct {
-		Allowed        []string `yaml:"allowed"`
-		Default        string   `yaml:"default"`
-		MaxTokensCap   int64    `yaml:"max_tokens_cap"`
-		QueryMaxTokens int64    `yaml:"query_max_tokens"`
-	} `yaml:"models"`
-	Limits limitsYAML            `yaml:"limits"`
-	Tiers  map[string]limitsYAML `yaml:"tiers"`
-	Prices map[string]struct {
+	SystemPrompt *string               `yaml:"system_prompt"`
+	Models       modelsYAML            `yaml:"models"`
+	Limits       limitsYAML            `yaml:"limits"`
+	Tiers        map[string]limitsYAML `yaml:"tiers"`
+	Prices       map[string]struct {
 		Input        float64 `yaml:"input"`
 		CacheWrite5m float64 `yaml:"cache_write_5m"`
 		CacheWrite1h float64 `yaml:"cache_write_1h"`
@@ -70,6 +65,7 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 	if f.Models.QueryMaxTokens != 0 {
 		c.QueryMaxTokens = f.Models.QueryMaxTokens
 	}
+	applyModelsYAML(c, f.Models, p)
 
 	def, streams := f.Limits.policy(p, "limits", "")
 	if !takeRequests {
