@@ -25,7 +25,7 @@ const maxUpstreamJSON = 32 << 20
 func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, path string, hdr http.Header, body []byte) (*http.Response, error) {
 	start := time.Now()
 	ctx = context.WithValue(ctx, modelKey{}, &attemptState{model: model})
-	resp, err := h.Client.Do(ctx, anthropic.Call{Method: http.MethodPost, Path: path, Header: hdr, Body: body})
+	resp, err := h.Client.Do(ctx, anthropic.Call{Method: http.MethodPost, Path: path, Header: hdr, Body: body, Retry: st.UpstreamRetry})
 	h.Metrics.UpstreamDuration.WithLabelValues(model).Observe(time.Since(start).Seconds())
 	if h.Client.BreakerOpen() {
 		h.Metrics.CircuitOpen.Set(1)

@@ -32,6 +32,7 @@ type Metrics struct {
 	GlobalBudget      prometheus.Gauge
 	SpendAlertPerHour prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec
+	ModelRequests     *prometheus.CounterVec
 }
 
 var httpBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -98,6 +99,12 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.CircuitOpen, m.Tokens, m.CostUSD, m.Unpriced, m.RateLimitRejects, m.BackendUp, m.FallbackDecisions,
 		m.AuthFailures, m.Inflight, m.StreamsActive, m.GlobalBudget, m.SpendAlertPerHour, m.BuildInfo)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	// Both labels come from the configuration (allowed ids and aliases),
+	// counted only after the allowlist check, so their values are bounded.
+	m.ModelRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_model_requests_total", Help: "Admitted /v1/messages calls by the model the caller sent (an alias or an id) and the upstream model it was routed to.",
+	}, []string{"requested_model", "model"})
+	reg.MustRegister(m.ModelRequests)
 	return m
 }
 

@@ -36,6 +36,13 @@ type State struct {
 	Decision          *ratelimit.Decision // the admission decision, for headers
 	Stream            bool
 	Outcome           string // short machine-readable outcome for the access log on errors
+
+	// RequestedModel is the model the caller sent when an alias changed it
+	// (Model is then the upstream id).
+	RequestedModel string
+	// UpstreamRetry is the retry policy of this request's upstream call:
+	// /v1/* callers (SDKs) retry themselves, /api/* callers do not.
+	UpstreamRetry anthropic.RetryPolicy
 }
 
 // Set stores st in c.

@@ -133,6 +133,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		MaxRetries:       zeroMeansOff(cfg.MaxRetries),
 		BreakerThreshold: zeroMeansOff(cfg.BreakerThreshold),
 		BreakerCooldown:  cfg.BreakerCooldown,
+		UserAgent:        "keyward/" + cfg.Version,
 		Transport:        handlers.MeteredTransport(upstreamTransport(cfg.UpstreamURL, cfg.HeaderTimeout), s.metrics),
 	})
 	if err != nil {
@@ -263,6 +264,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	v1.POST("/messages", h.Messages())
 	v1.POST("/messages/count_tokens", h.CountTokens())
 	v1.GET("/models", h.Models())
+	v1.GET("/models/:model_id", h.Model())
 	return e, nil
 }
 
