@@ -188,13 +188,15 @@ func From(err error) *Error {
 	case errors.Is(err, auth.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Short: "Service unavailable", Message: "request signatures cannot be checked right now", Type: "api_error", RetryAfter: time.Second, ShouldRetry: "true", Outcome: "auth_store_down", cause: err}
 	case auth.Reason(err) == auth.ReasonIPDenied:
-		return &Error{Status: http.StatusForbidden, Short: "Forbidden", Message: "your address is not allowed to use this service", Type: "permission_error", Outcome: "ip_denied", cause: err}
+		return &Error{Status: http.StatusForbidden, Short: "Forbidden", Message: "your address is not allowed to use this service", Type: "permission_error", ShouldRetry: "false", Outcome: "ip_denied", cause: err}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		msg := "missing or invalid credentials"
 		if auth.Reason(err) == auth.ReasonMissing {
 			msg = "authentication required: send Authorization: Bearer <token>"
 		}
-		return &Error{Status: http.StatusUnauthorized, Short: "Unauthorized", Message: msg, Type: "authentication_error", Outcome: "auth:" + auth.Reason(err), cause: err}
+		// x-should-retry: false — the same credential will be refused again;
+		// without it Claude Code keeps retrying a bad token for minutes.
+		return &Error{Status: http.StatusUnauthorized, Short: "Unauthorized", Message: msg, Type: "authentication_error", ShouldRetry: "false", Outcome: "auth:" + auth.Reason(err), cause: err}
 	case errors.Is(err, ratelimit.ErrBackendUnavailable):
 		return Overloaded("rate limits cannot be checked right now; retry shortly", "limiter_down", time.Second)
 	case errors.Is(err, anthropic.ErrCircuitOpen):
