@@ -208,20 +208,28 @@ func TestTypeScriptSDKInChromium(t *testing.T) {
 // claude runs the Claude Code CLI in print mode against the gateway, with a
 // fresh HOME so no developer settings apply, and nothing but the gateway to
 // talk to.
-func claude(t *testing.T, gatewayURL, token string, extra ...string) (string, error) {
+func claude(t *testing.T, gatewayURL, token string, settings string, env ...string) (string, error) {
 	t.Helper()
 	home := t.TempDir()
+	if settings != "" {
+		require.NoError(t, os.MkdirAll(filepath.Join(home, ".claude"), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(home, ".claude", "settings.json"), []byte(settings), 0o600))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin, err := filepath.Abs("node_modules/@anthropic-ai/claude-code-linux-x64/claude")
 	require.NoError(t, err)
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-p", "Say hello", "--model", "claude-sonnet-4-5"}, extra...)...)
+	cmd := exec.CommandContext(ctx, bin, "-p", "Say hello", "--model", "claude-sonnet-4-5")
 	cmd.Dir = home
 	cmd.Env = []string{
 		"HOME=" + home, "PATH=" + os.Getenv("PATH"),
-		"ANTHROPIC_BASE_URL=" + gatewayURL, "ANTHROPIC_AUTH_TOKEN=" + token,
+		"ANTHROPIC_BASE_URL=" + gatewayURL,
 		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1",
 	}
+	if token != "" {
+		cmd.Env = append(cmd.Env, "ANTHROPIC_AUTH_TOKEN="+token)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -246,7 +254,7 @@ func TestClaudeCodeCLI(t *testing.T) {
 		gw := testenv.StartGateway(t, mock.URL, "KEYWARD_RATE_LIMIT=")
 		mock.MockPost(t, "/_mock/reset", `{}`)
 		start := time.Now()
-		out, err := claude(t, gw.URL, "anything")
+		out, err := claude(t, gw.URL, "anything", "")
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5", "the mock's answer, printed by claude")
 		t.Logf("claude -p through the gateway (default settings): %s", time.Since(start).Round(time.Millisecond))
@@ -273,14 +281,14 @@ func TestClaudeCodeCLI(t *testing.T) {
 	t.Run("auth required with a minted JWT", func(t *testing.T) {
 		gw := testenv.StartGateway(t, mock.URL, "KEYWARD_RATE_LIMIT=", "KEYWARD_AUTH_REQUIRED=true", "KEYWARD_JWT_SECRET="+jwtSecret)
 		mock.MockPost(t, "/_mock/reset", `{}`)
-		out, err := claude(t, gw.URL, mintToken(t, "dev-alice"))
+		out, err := claude(t, gw.URL, mintToken(t, "dev-alice"), "")
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
 		require.Contains(t, gw.Logs(), `"identity":"sub:dev-alice"`, "limits apply per developer")
 
 		mock.MockPost(t, "/_mock/reset", `{}`)
 		start := time.Now()
-		out, err = claude(t, gw.URL, "not-a-jwt")
+		out, err = claude(t, gw.URL, "not-a-jwt", "")
 		require.Error(t, err, "a bad token is refused: %s", out)
 		require.Contains(t, out, "401", "claude says why")
 		// The gateway's 401 carries x-should-retry: false, so Claude Code
@@ -288,5 +296,17 @@ func TestClaudeCodeCLI(t *testing.T) {
 		require.Less(t, time.Since(start), 30*time.Second, "refused promptly")
 		require.Empty(t, messagesCalls(t, mock), "nothing reached the upstream")
 		require.Contains(t, gw.Logs(), `"status":401`)
+	})
+
+	t.Run("apiKeyHelper runs gateway token --helper", func(t *testing.T) {
+		// The managed-settings rollout of the README: Claude Code gets its
+		// key from the helper, the developer never holds the API key.
+		gw := testenv.StartGateway(t, mock.URL, "KEYWARD_AUTH_REQUIRED=true", "KEYWARD_JWT_SECRET="+jwtSecret)
+		helper := filepath.Join(testenv.Binaries(t), "gateway") + " token --helper --sub dev-carol"
+		settings, _ := json.Marshal(map[string]any{"apiKeyHelper": helper})
+		out, err := claude(t, gw.URL, "", string(settings), "KEYWARD_JWT_SECRET="+jwtSecret)
+		require.NoError(t, err, out)
+		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
+		require.Contains(t, gw.Logs(), `"identity":"sub:dev-carol"`)
 	})
 }
