@@ -13,7 +13,7 @@ TOOLS    := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: help build run test test-go test-rules test-reliability test-metrics-names test-fuzz fuzz bench lint deps clean
+.PHONY: help build run test test-go test-clients test-rules test-reliability test-metrics-names test-fuzz fuzz bench lint deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -30,11 +30,17 @@ run: build ## start the mock upstream, the gateway (:5001) and the dashboard (:8
 deps: ## install the Debian packages the tests need (redis, sentinel, promtool, etcd, chromium, shellcheck)
 	./scripts/deps.sh
 
-test: deps lint test-go test-rules test-metrics-names test-deploy test-reliability test-fuzz ## everything CI runs
+test: deps lint test-go test-clients test-rules test-metrics-names test-deploy test-reliability test-fuzz ## everything CI runs
 	@echo "make test: all stages passed"
 
 test-go: ## unit and integration tests of every module, with the race detector
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-clients: ## the official clients from npm (TypeScript SDK in Node and Chromium, Vercel AI SDK, Claude Code CLI) against the gateway
+	./scripts/clients-deps.sh
+	$(GO) test -tags clients -count=1 -timeout 15m -v ./services/gateway/test/js/ 2>&1 | tee .clients.log | grep -E '^(=== RUN|--- |    clients_test|PASS|FAIL|ok)' || true
+	@grep -qE '^(FAIL|--- FAIL)' .clients.log && { echo "client tests failed (full log: .clients.log)"; exit 1; } || true
+	@grep -qE '^ok' .clients.log
 
 test-reliability: build ## fault-injection suite: Redis outages/failover, upstream storms, SIGTERM, slow clients
 	$(GO) test -tags reliability -count=1 -timeout 20m -v -run 'Reliability' ./services/gateway/test/reliability/ 2>&1 | tee .reliability.log | grep -E '^(=== RUN|--- |    .*(figure|admitted|recovered|:)|PASS|FAIL|ok)' || true
@@ -64,6 +70,6 @@ lint: ## gofmt, go vet, and go mod tidy leaves no diff
 	    echo "$$m: go mod tidy changes go.mod/go.sum; run it and commit"; cp /tmp/kw.go.mod go.mod; cp /tmp/kw.go.sum go.sum; exit 1; fi); done
 
 clean: ## remove build output
-	rm -rf bin artifacts .reliability.log
+	rm -rf bin artifacts .reliability.log .clients.log
 
 -include deploy/deploy.mk

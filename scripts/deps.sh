@@ -8,7 +8,7 @@ want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
   # Everything every stage of make test needs, in one apt-get run (the deploy
   # and rules scripts then find nothing missing and never run apt themselves).
-  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck)
+  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck nodejs npm)
 fi
 
 # Map a package to the command that proves it is installed.
@@ -23,6 +23,8 @@ probe() {
     openssl) command -v openssl ;;
     python3) command -v python3 ;;
     shellcheck) command -v shellcheck ;;
+    nodejs) command -v node ;;
+    npm) command -v npm ;;
     *) dpkg -s "$1" >/dev/null 2>&1 && echo "$1" ;;
   esac
 }

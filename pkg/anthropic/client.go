@@ -72,6 +72,9 @@ type ClientConfig struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	Rand  func() float64
+	// UserAgent is sent upstream on every attempt (default "keyward"); the
+	// caller's own User-Agent never is, so the upstream sees one client.
+	UserAgent string
 	// OnAttempt, when set, is called after every upstream attempt of every
 	// call, as Call.OnAttempt is for one call.
 	OnAttempt func(attempt int, status int, err error)
@@ -90,7 +93,26 @@ type Call struct {
 	// context's error otherwise). Metrics label attempts by the call's
 	// model with it.
 	OnAttempt func(attempt int, status int, err error)
+	// Retry says which failures Do retries for this call (default
+	// RetryAll).
+	Retry RetryPolicy
 }
+
+// RetryPolicy chooses which failed attempts Do retries.
+type RetryPolicy uint8
+
+const (
+	// RetryAll retries 429 (except the spend cap), 529, 5xx and connection
+	// failures before the request was sent: for callers that do not retry
+	// themselves (a browser page).
+	RetryAll RetryPolicy = iota
+	// RetryUnsent retries only failures where nothing reached the upstream
+	// (dial, DNS, TLS). Every answer the upstream gave, 429/529/5xx
+	// included, goes back to the caller at once: for callers that retry
+	// themselves (the official SDKs retry 2 times), so that their retries
+	// and ours do not multiply.
+	RetryUnsent
+)
 
 // allowedPaths is every path Do will send to. Keeping the list here, not in
 // the router, means no route mistake can hand the server key to the
@@ -177,6 +199,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	cfg.MaxRetryWait = orDefault(cfg.MaxRetryWait, defaultMaxRetryWait)
 	cfg.BreakerCooldown = orDefault(cfg.BreakerCooldown, defaultBreakerCooldown)
 	cfg.MaxConnsPerHost = orDefault(cfg.MaxConnsPerHost, defaultMaxConnsPerHost)
+	cfg.UserAgent = orDefault(cfg.UserAgent, "keyward")
 	switch {
 	case cfg.MaxRetries == 0:
 		cfg.MaxRetries = defaultMaxRetries
@@ -277,8 +300,9 @@ func (c *Client) BreakerRetryAfter() time.Duration { return c.breaker.retryAfter
 // Do sends call upstream with the server key (x-api-key, from APIKey on each
 // attempt) and only allowlisted headers, retrying 429 (except the spend
 // cap), 529, 500, 502, 503 and 504, and connection failures that happened
-// before the request was sent, at most MaxRetries times and only while the
-// wait fits the context's deadline. retry-after-ms, then retry-after, is the
+// before the request was sent (with call.Retry == RetryUnsent only the
+// latter), at most MaxRetries times and only while the wait fits the
+// context's deadline. retry-after-ms, then retry-after, is the
 // minimum wait; otherwise exponential backoff with full jitter.
 //
 // On 2xx it returns the live response: the caller reads (streams) the body
@@ -322,7 +346,7 @@ func (c *Client) Do(ctx context.Context, call Call) (*http.Response, error) {
 			return resp, nil
 		}
 		lastErr = res.err
-		if !res.retryable || attempt >= c.cfg.MaxRetries {
+		if !res.retryable || attempt >= c.cfg.MaxRetries || (call.Retry == RetryUnsent && res.status != 0) {
 			return nil, lastErr
 		}
 		wait := c.backoff(attempt, res.retryAfter)
@@ -397,6 +421,7 @@ func (c *Client) attempt(ctx context.Context, target string, header http.Header,
 	req.Header = header.Clone()
 	req.Header.Del("Authorization")
 	req.Header.Set("X-Api-Key", key)
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
 
 	timer := time.AfterFunc(c.cfg.HeaderTimeout, func() { cancel(errHeaderTimeout) })
 	resp, err := c.rt.RoundTrip(req)

@@ -3,7 +3,7 @@
 //
 //	gateway                  serve (configuration from the environment)
 //	gateway --check-config   validate the configuration and exit
-//	gateway token --sub alice --ttl 1h [--tier pro]
+//	gateway token --sub alice --ttl 1h [--tier pro] [--helper]
 //	                         mint a development HS256 JWT with KEYWARD_JWT_SECRET
 //	gateway healthcheck [URL]
 //	                         GET URL (default http://127.0.0.1:5001/health); exit 0 on 200
@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "--check-config", "-check-config":
 			return checkConfig(stdout, stderr)
 		case "-h", "--help", "help":
-			fmt.Fprintln(stdout, "usage: gateway [--check-config | token --sub S [--ttl D] [--tier T] | healthcheck [URL] | version]")
+			fmt.Fprintln(stdout, "usage: gateway [--check-config | token --sub S [--ttl D] [--tier T] [--helper] | healthcheck [URL] | version]")
 			return 0
 		default:
 			fmt.Fprintf(stderr, "gateway: unknown argument %q (try --help)\n", args[0])
@@ -130,9 +130,22 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sub := fs.String("sub", "", "subject (the caller's identity for limits)")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime (default 1h; 15m with --helper)")
 	tier := fs.String("tier", "", "limits tier (a key under tiers: in KEYWARD_CONFIG)")
+	helper := fs.Bool("helper", false, "for Claude Code's apiKeyHelper: a short-lived token (15m unless --ttl), and nothing but the token on stdout")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ttlSet := false
+	fs.Visit(func(f *flag.Flag) { ttlSet = ttlSet || f.Name == "ttl" })
+	if *helper && !ttlSet {
+		// Claude Code calls the helper again every 5 minutes (and on a
+		// 401), so a token that outlives a few refreshes is enough, and a
+		// leaked one is useless soon.
+		*ttl = helperTTL
+	}
+	if *ttl <= 0 || *ttl > maxTokenTTL {
+		fmt.Fprintf(stderr, "gateway token: --ttl must be between 1s and %s\n", maxTokenTTL)
 		return 2
 	}
 	if *sub == "" {
@@ -167,6 +180,14 @@ func mintToken(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, tok)
 	return 0
 }
+
+const (
+	// helperTTL is the lifetime of a token minted with --helper.
+	helperTTL = 15 * time.Minute
+	// maxTokenTTL bounds any minted token: development tokens are not
+	// long-lived credentials.
+	maxTokenTTL = 30 * 24 * time.Hour
+)
 
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {

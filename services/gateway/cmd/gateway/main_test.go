@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,4 +72,39 @@ func TestVersionAndUnknownArguments(t *testing.T) {
 	require.Contains(t, errOut, "unknown argument")
 	code, _, _ = runIn(t, nil, "healthcheck", "http://127.0.0.1:1/health")
 	require.Equal(t, 1, code, "nothing listens there")
+}
+
+// `gateway token --helper` is what a Claude Code apiKeyHelper runs: stdout
+// is the token alone, short-lived, with the developer as sub and the tier.
+func TestTokenForAPIKeyHelper(t *testing.T) {
+	secret := strings.Repeat("h", 32)
+	code, out, errOut := runIn(t, map[string]string{"KEYWARD_JWT_SECRET": secret}, "token", "--helper", "--sub", "dev-alice", "--tier", "pro")
+	require.Equal(t, 0, code, errOut)
+	require.Empty(t, errOut)
+	tok := strings.TrimSuffix(out, "\n")
+	require.NotContains(t, tok, "\n", "one line: the token only")
+	parts := strings.Split(tok, ".")
+	require.Len(t, parts, 3)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var claims struct {
+		Sub  string `json:"sub"`
+		Tier string `json:"tier"`
+		Iat  int64  `json:"iat"`
+		Exp  int64  `json:"exp"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &claims))
+	require.Equal(t, "dev-alice", claims.Sub)
+	require.Equal(t, "pro", claims.Tier)
+	require.Equal(t, int64(15*60), claims.Exp-claims.Iat, "15 minutes by default with --helper")
+
+	code, out, _ = runIn(t, map[string]string{"KEYWARD_JWT_SECRET": secret}, "token", "--helper", "--sub", "dev-alice", "--ttl", "2m")
+	require.Equal(t, 0, code)
+	raw, _ = base64.RawURLEncoding.DecodeString(strings.Split(strings.TrimSpace(out), ".")[1])
+	require.NoError(t, json.Unmarshal(raw, &claims))
+	require.Equal(t, int64(120), claims.Exp-claims.Iat)
+
+	code, _, errOut = runIn(t, map[string]string{"KEYWARD_JWT_SECRET": secret}, "token", "--sub", "x", "--ttl", "-1m")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "--ttl must be between")
 }

@@ -27,9 +27,10 @@ import (
 // DefaultModels are the Claude models callers may use when neither
 // KEYWARD_ALLOWED_MODELS nor the YAML names any.
 var DefaultModels = []string{
+	"claude-fable-5-1", "claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5",
+	"claude-fable-5", "claude-opus-5", "claude-sonnet-5",
 	"claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-opus-4-5",
 	"claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5",
-	"claude-opus-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-haiku-5-5",
 }
 
 // DefaultSystemPrompt is the fixed server-side system prompt for /api/*.
@@ -72,9 +73,12 @@ type Config struct {
 	HMACKeys         []auth.HMACKey
 	SendUserID       bool
 
-	AllowedModels  []string
-	DefaultModel   string
+	AllowedModels []string
+	DefaultModel  string
+	// MaxTokensCap lowers every model's max_tokens ceiling (models.max_tokens_cap);
+	// 0: each model's own maximum output (MaxTokensFor).
 	MaxTokensCap   int64
+	Models         Models // model table and aliases (models.go)
 	QueryMaxTokens int64
 	SystemPrompt   string
 
@@ -184,14 +188,13 @@ func Load(env Getenv, version string) (*Config, error) {
 		JWTTierClaim:      get("KEYWARD_JWT_TIER_CLAIM", "tier"),
 		SystemPrompt:      DefaultSystemPrompt,
 		DefaultModel:      "claude-sonnet-4-5",
-		MaxTokensCap:      8192,
 		QueryMaxTokens:    1024,
 		MaxInflight:       512,
 		Prices:            anthropic.DefaultPrices(),
 		SpendAlertPerHour: 10,
 		Catalog:           DefaultCatalog(),
 		Tiers:             map[string]ratelimit.Policy{},
-		MaxStreams:        map[string]int{"": 2},
+		MaxStreams:        map[string]int{"": DefaultMaxStreams},
 		LogLevel:          strings.ToLower(get("KEYWARD_LOG_LEVEL", "info")),
 		Version:           version,
 	}
@@ -221,7 +224,7 @@ func Load(env Getenv, version string) (*Config, error) {
 		}
 	}
 	if reqLimit == "" && c.Default.Requests.IsZero() {
-		reqLimit = "30/60s"
+		reqLimit = DefaultRateLimit
 	}
 	if reqLimit != "" {
 		l, err := ratelimit.ParseLimit(reqLimit)
@@ -261,6 +264,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	}
 
 	c.checkPrices(&p)
+	c.validateModels(&p)
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
 	c.loadTLS(&p, get)
@@ -368,10 +372,7 @@ func (c *Config) validate(p *problems) {
 			p.addf("allowed model %q is not a valid model id", m)
 		}
 	}
-	if c.MaxTokensCap < 1 {
-		p.addf("models.max_tokens_cap must be ≥ 1")
-	}
-	if c.QueryMaxTokens < 1 || c.QueryMaxTokens > c.MaxTokensCap {
+	if c.QueryMaxTokens < 1 || (c.MaxTokensCap > 0 && c.QueryMaxTokens > c.MaxTokensCap) {
 		p.addf("models.query_max_tokens must be between 1 and max_tokens_cap")
 	}
 	switch c.LogLevel {

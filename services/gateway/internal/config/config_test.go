@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, ":5001", c.Addr)
 	require.Equal(t, ":9464", c.MetricsAddr)
 	require.Equal(t, "https://api.anthropic.com", c.UpstreamURL)
-	require.Equal(t, 30, c.Default.Requests.Rate)
+	require.Equal(t, 300, c.Default.Requests.Rate)
 	require.Equal(t, 60*time.Second, c.Default.Requests.Period)
 	require.Equal(t, []string{"http://localhost:8501"}, c.CORSOrigins)
 	require.Equal(t, "local", c.FailureMode)

@@ -51,8 +51,8 @@ func FuzzLoadYAML(f *testing.F) {
 			t.Fatalf("accepted without a usable request limit: %+v", c.Default.Requests)
 		case !slices.Contains(c.AllowedModels, c.DefaultModel):
 			t.Fatalf("default model %q not among the allowed %q", c.DefaultModel, c.AllowedModels)
-		case c.QueryMaxTokens < 1 || c.QueryMaxTokens > c.MaxTokensCap:
-			t.Fatalf("query_max_tokens %d outside 1..%d", c.QueryMaxTokens, c.MaxTokensCap)
+		case c.QueryMaxTokens < 1 || (c.MaxTokensFor(c.DefaultModel) > 0 && c.QueryMaxTokens > c.MaxTokensFor(c.DefaultModel)):
+			t.Fatalf("query_max_tokens %d outside 1..%d", c.QueryMaxTokens, c.MaxTokensFor(c.DefaultModel))
 		case c.MaxInflight < 1:
 			t.Fatalf("max_inflight %d", c.MaxInflight)
 		case c.SystemPrompt == "":

@@ -11,18 +11,13 @@ import (
 
 // fileConfig is the KEYWARD_CONFIG YAML. Unknown keys are errors.
 type fileConfig struct {
-	SystemPrompt *string `yaml:"system_prompt"`
-	Models       struct {
-		Allowed        []string `yaml:"allowed"`
-		Default        string   `yaml:"default"`
-		MaxTokensCap   int64    `yaml:"max_tokens_cap"`
-		QueryMaxTokens int64    `yaml:"query_max_tokens"`
-	} `yaml:"models"`
-	Limits   limitsYAML            `yaml:"limits"`
-	Tiers    map[string]limitsYAML `yaml:"tiers"`
-	Prices   map[string]priceYAML  `yaml:"prices"`
-	Features featuresYAML          `yaml:"features"`
-	Alerts   struct {
+	SystemPrompt *string               `yaml:"system_prompt"`
+	Models       modelsYAML            `yaml:"models"`
+	Limits       limitsYAML            `yaml:"limits"`
+	Tiers        map[string]limitsYAML `yaml:"tiers"`
+	Prices       map[string]priceYAML  `yaml:"prices"`
+	Features     featuresYAML          `yaml:"features"`
+	Alerts       struct {
 		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
 	} `yaml:"alerts"`
 	Analytics map[string]QueryTypeYAML `yaml:"analytics"`
@@ -64,6 +59,7 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 	if f.Models.QueryMaxTokens != 0 {
 		c.QueryMaxTokens = f.Models.QueryMaxTokens
 	}
+	applyModelsYAML(c, f.Models, p)
 
 	def, streams := f.Limits.policy(p, "limits", "")
 	if !takeRequests {

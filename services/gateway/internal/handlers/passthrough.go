@@ -21,21 +21,23 @@ import (
 func (h *Handlers) Messages() gin.HandlerFunc {
 	return h.handle(func(c *gin.Context) error {
 		st := reqctx.Get(c)
+		st.UpstreamRetry = anthropic.RetryUnsent
 		req, err := anthropic.ParseMessageRequest(st.Body)
 		if err != nil {
 			return httperr.Invalid(err.Error())
 		}
-		if err := h.checkModel(req.Model); err != nil {
+		body, err := h.routeModel(st, &req)
+		if err != nil {
 			return err
 		}
 		if req.MaxTokens < 1 {
 			return httperr.Invalid("max_tokens: must be an integer ≥ 1", "max_tokens")
 		}
-		if req.MaxTokens > h.Cfg.MaxTokensCap {
-			return httperr.Invalid(fmt.Sprintf("max_tokens: %d is above this gateway's cap of %d", req.MaxTokens, h.Cfg.MaxTokensCap), "max_tokens")
+		if limit := h.Cfg.MaxTokensFor(req.Model); limit > 0 && req.MaxTokens > limit {
+			return httperr.Invalid(fmt.Sprintf("max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s through this gateway", req.MaxTokens, limit, req.Model), "max_tokens")
 		}
-		st.Model, st.Stream = req.Model, req.Stream
-		body := st.Body
+		st.Stream = req.Stream
+		h.Metrics.ModelRequests.WithLabelValues(modelLabel(st), req.Model).Inc()
 		if h.Cfg.SendUserID && st.Caller.Subject != "" {
 			if body, err = withUserID(body, auth.HashSubject(st.Caller.Subject)); err != nil {
 				return httperr.Invalid("could not set metadata.user_id: " + err.Error())
@@ -114,20 +116,21 @@ func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, cm *callM
 func (h *Handlers) CountTokens() gin.HandlerFunc {
 	return h.handle(func(c *gin.Context) error {
 		st := reqctx.Get(c)
+		st.UpstreamRetry = anthropic.RetryUnsent
 		req, err := anthropic.ParseMessageRequest(st.Body)
 		if err != nil {
 			return httperr.Invalid(err.Error())
 		}
-		if err := h.checkModel(req.Model); err != nil {
+		body, err := h.routeModel(st, &req)
+		if err != nil {
 			return err
 		}
-		st.Model = req.Model
 		if _, err := h.admit(c, st, 0, 0); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)
 		defer cancel()
-		resp, err := h.callUpstream(ctx, st, req.Model, "/v1/messages/count_tokens", anthropic.OutboundHeaders(c.Request.Header), st.Body)
+		resp, err := h.callUpstream(ctx, st, req.Model, "/v1/messages/count_tokens", anthropic.OutboundHeaders(c.Request.Header), body)
 		if err != nil {
 			return err
 		}
@@ -141,37 +144,47 @@ func (h *Handlers) CountTokens() gin.HandlerFunc {
 	})
 }
 
-// Models is GET /v1/models: the models this gateway allows, in Anthropic's
-// list shape. It is served locally, never forwarded.
-func (h *Handlers) Models() gin.HandlerFunc {
-	type model struct {
-		Type        string `json:"type"`
-		ID          string `json:"id"`
-		DisplayName string `json:"display_name"`
-		CreatedAt   string `json:"created_at"`
+// routeModel resolves the model the caller sent (an alias becomes its
+// upstream model, before the allowlist, limits and pricing see it), checks
+// it against the allowlist, and returns the body to send: the caller's bytes
+// unchanged, or with "model" rewritten when an alias was used.
+func (h *Handlers) routeModel(st *reqctx.State, req *anthropic.MessageRequest) ([]byte, error) {
+	if req.Model == "" {
+		return nil, httperr.Invalid("model: field required", "model")
 	}
-	data := make([]model, 0, len(h.Cfg.AllowedModels))
-	for _, id := range h.Cfg.AllowedModels {
-		data = append(data, model{Type: "model", ID: id, DisplayName: id, CreatedAt: "2025-01-01T00:00:00Z"})
+	requested := req.Model
+	upstream := h.Cfg.ResolveModel(requested)
+	if !h.Cfg.ModelAllowed(upstream) {
+		return nil, httperr.Invalid("model: "+strconv.Quote(truncate(requested, 64))+" is not allowed by this gateway; see GET /v1/models", "model")
 	}
-	body := gin.H{"data": data, "has_more": false, "first_id": nil, "last_id": nil}
-	if len(data) > 0 {
-		body["first_id"], body["last_id"] = data[0].ID, data[len(data)-1].ID
+	st.Model, req.Model = upstream, upstream
+	if upstream == requested {
+		return st.Body, nil
 	}
-	encoded, _ := json.Marshal(body)
-	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", encoded) }
+	st.RequestedModel = requested
+	body, err := withModel(st.Body, upstream)
+	if err != nil {
+		return nil, httperr.Invalid("could not route the model: " + err.Error())
+	}
+	return body, nil
 }
 
-func (h *Handlers) checkModel(model string) error {
-	if model == "" {
-		return httperr.Invalid("model: field required", "model")
+// modelLabel is the requested_model label: the alias when one was used.
+func modelLabel(st *reqctx.State) string {
+	if st.RequestedModel != "" {
+		return st.RequestedModel
 	}
-	for _, m := range h.Cfg.AllowedModels {
-		if m == model {
-			return nil
-		}
+	return st.Model
+}
+
+// withModel sets the top-level "model", keeping every other field as sent.
+func withModel(body []byte, model string) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, err
 	}
-	return httperr.Invalid("model: "+strconv.Quote(truncate(model, 64))+" is not allowed by this gateway; see GET /v1/models", "model")
+	top["model"], _ = json.Marshal(model)
+	return json.Marshal(top)
 }
 
 // withUserID sets metadata.user_id, keeping every other field as sent.

@@ -24,7 +24,7 @@ const maxUpstreamJSON = 32 << 20
 func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, path string, hdr http.Header, body []byte) (*http.Response, error) {
 	start := time.Now()
 	resp, err := h.Client.Do(ctx, anthropic.Call{
-		Method: http.MethodPost, Path: path, Header: hdr, Body: body,
+		Method: http.MethodPost, Path: path, Header: hdr, Body: body, Retry: st.UpstreamRetry,
 		OnAttempt: func(attempt, status int, err error) { h.countAttempt(model, attempt, status, err) },
 	})
 	h.Metrics.UpstreamDuration.WithLabelValues(model).Observe(time.Since(start).Seconds())

@@ -35,7 +35,12 @@ type Error struct {
 	RetryAfter  time.Duration
 	ShouldRetry string // "true"/"false" for x-should-retry on /v1/*, "" to omit
 	Outcome     string // access-log outcome
-	cause       error
+	// UpstreamRequestID is set on an upstream error passed through on
+	// /v1/*: it is the response's request-id header and body request_id, as
+	// the upstream sent them, so the SDK's err.requestID names the call
+	// Anthropic's support can look up.
+	UpstreamRequestID string
+	cause             error
 }
 
 func (e *Error) Error() string {
@@ -70,6 +75,12 @@ func TooLarge(limit int64) *Error {
 // NotFound is a 404.
 func NotFound() *Error {
 	return &Error{Status: http.StatusNotFound, Short: "Not found", Message: "no such endpoint", Type: "not_found_error", Outcome: "not_found"}
+}
+
+// ModelNotFound is the 404 for GET /v1/models/{id} of a model this gateway
+// does not offer, worded as Anthropic's API words it.
+func ModelNotFound(id string) *Error {
+	return &Error{Status: http.StatusNotFound, Short: "Not found", Message: "model: " + id, Type: "not_found_error", Outcome: "not_found"}
 }
 
 // Overloaded is a 503 for load shedding and backend outages.
@@ -177,13 +188,15 @@ func From(err error) *Error {
 	case errors.Is(err, auth.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Short: "Service unavailable", Message: "request signatures cannot be checked right now", Type: "api_error", RetryAfter: time.Second, ShouldRetry: "true", Outcome: "auth_store_down", cause: err}
 	case auth.Reason(err) == auth.ReasonIPDenied:
-		return &Error{Status: http.StatusForbidden, Short: "Forbidden", Message: "your address is not allowed to use this service", Type: "permission_error", Outcome: "ip_denied", cause: err}
+		return &Error{Status: http.StatusForbidden, Short: "Forbidden", Message: "your address is not allowed to use this service", Type: "permission_error", ShouldRetry: "false", Outcome: "ip_denied", cause: err}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		msg := "missing or invalid credentials"
 		if auth.Reason(err) == auth.ReasonMissing {
 			msg = "authentication required: send Authorization: Bearer <token>"
 		}
-		return &Error{Status: http.StatusUnauthorized, Short: "Unauthorized", Message: msg, Type: "authentication_error", Outcome: "auth:" + auth.Reason(err), cause: err}
+		// x-should-retry: false — the same credential will be refused again;
+		// without it Claude Code keeps retrying a bad token for minutes.
+		return &Error{Status: http.StatusUnauthorized, Short: "Unauthorized", Message: msg, Type: "authentication_error", ShouldRetry: "false", Outcome: "auth:" + auth.Reason(err), cause: err}
 	case errors.Is(err, ratelimit.ErrBackendUnavailable):
 		return Overloaded("rate limits cannot be checked right now; retry shortly", "limiter_down", time.Second)
 	case errors.Is(err, anthropic.ErrCircuitOpen):
@@ -238,15 +251,64 @@ func fromUpstream(ae *anthropic.APIError) *Error {
 	return e
 }
 
+// FromV1 maps an error on the Anthropic-compatible surface: an upstream
+// answer is passed through as sent (status, error.type, error.message,
+// request-id, retry-after), so SDKs raise the error class the upstream meant
+// (RateLimitError for a 429) and Claude Code's recovery sees the upstream's
+// own wording. Only an upstream 401 — the gateway's key is bad, which the
+// caller cannot fix — becomes a 502. Everything else maps as From does.
+func FromV1(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var ae *anthropic.APIError
+	if !errors.As(err, &ae) {
+		return From(err)
+	}
+	if ae.Status == http.StatusUnauthorized {
+		return &Error{Status: http.StatusBadGateway, Short: "Upstream error", Type: "api_error", Outcome: "upstream_401", cause: ae,
+			Message: "the gateway could not authenticate to the Claude API (upstream 401 authentication_error): its server key is invalid or revoked; the gateway operator must replace it"}
+	}
+	out := &Error{Status: ae.Status, Short: "Upstream error", Type: ae.Type, Message: ae.Message, RetryAfter: ae.RetryAfter,
+		Outcome: "upstream_" + strconv.Itoa(ae.Status), UpstreamRequestID: ae.RequestID, cause: ae}
+	if out.Status < 400 || out.Status > 599 {
+		// Not an error status a client can act on (a 3xx, or nonsense):
+		// the upstream answered unexpectedly.
+		out.Status, out.Type, out.Message = http.StatusBadGateway, "api_error", "unexpected answer from the Claude API"
+	}
+	if out.Type == "" {
+		out.Type = "api_error"
+	}
+	switch {
+	case ae.SpendLimit:
+		out.ShouldRetry = "false"
+	case ae.Retryable():
+		out.ShouldRetry = "true"
+		if out.RetryAfter <= 0 {
+			// The upstream named no wait: a short one keeps every SDK
+			// from retrying in the same instant.
+			out.RetryAfter = 2 * time.Second
+		}
+	}
+	return out
+}
+
 // Write renders err for the request and aborts the chain. It is the only
 // place that writes error responses.
 func Write(c *gin.Context, log *slog.Logger, err error) {
-	e := From(err)
+	v1 := IsV1(c.Request.URL.Path)
+	var e *Error
+	if v1 {
+		e = FromV1(err)
+	} else {
+		e = From(err)
+	}
 	st := reqctx.Get(c)
 	st.Outcome = e.Outcome
 	switch {
 	case e.Status == http.StatusBadGateway:
-		log.Error("upstream rejected the server key or answered unexpectedly", "request_id", st.RequestID, "error", e.Error())
+		log.Error("upstream rejected the server key or answered unexpectedly", "request_id", st.RequestID, "upstream_request_id", upstreamID(err), "error", e.Error())
 	case e.Status == http.StatusInternalServerError:
 		log.Error("request failed", "request_id", st.RequestID, "error", e.Error())
 	}
@@ -255,6 +317,13 @@ func Write(c *gin.Context, log *slog.Logger, err error) {
 		return
 	}
 	h := c.Writer.Header()
+	// Anthropic's header name, which the SDKs read into err.requestID: the
+	// upstream's id for a passed-through error, else the gateway's own.
+	requestID := st.RequestID
+	if e.UpstreamRequestID != "" {
+		requestID = e.UpstreamRequestID
+	}
+	h["Request-Id"] = []string{requestID}
 	if e.RetryAfter > 0 || e.Status == http.StatusTooManyRequests {
 		h.Set("Retry-After", strconv.FormatInt(RetryAfterSeconds(e.RetryAfter), 10))
 	}
@@ -262,11 +331,11 @@ func Write(c *gin.Context, log *slog.Logger, err error) {
 		c.AbortWithStatus(e.Status)
 		return
 	}
-	if IsV1(c.Request.URL.Path) {
+	if v1 {
 		if e.ShouldRetry != "" {
 			h.Set("x-should-retry", e.ShouldRetry)
 		}
-		c.Data(e.Status, "application/json", anthropic.NewErrorBody(e.Type, e.Message, st.RequestID))
+		c.Data(e.Status, "application/json", anthropic.NewErrorBody(e.Type, e.Message, requestID))
 		c.Abort()
 		return
 	}
@@ -278,6 +347,14 @@ func Write(c *gin.Context, log *slog.Logger, err error) {
 		body["retry_after"] = RetryAfterSeconds(e.RetryAfter)
 	}
 	c.AbortWithStatusJSON(e.Status, body)
+}
+
+func upstreamID(err error) string {
+	var ae *anthropic.APIError
+	if errors.As(err, &ae) {
+		return ae.RequestID
+	}
+	return ""
 }
 
 // IsV1 reports whether path is on the Anthropic-compatible surface.

@@ -34,6 +34,7 @@ type Metrics struct {
 	BuildInfo         *prometheus.GaugeVec
 	// SettlementsEstimated counts calls settled at a conservative bound, by the phase they ended in.
 	SettlementsEstimated *prometheus.CounterVec
+	ModelRequests        *prometheus.CounterVec
 }
 
 var httpBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -102,6 +103,12 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m.SettlementsEstimated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_settlements_estimated_total", Help: "Calls settled at a conservative bound because their final usage never arrived (reason: before_message_start, in_thinking, in_output, budget_stop, no_response)."}, []string{"reason"})
 	reg.MustRegister(m.SettlementsEstimated)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	// Both labels come from the configuration (allowed ids and aliases),
+	// counted only after the allowlist check, so their values are bounded.
+	m.ModelRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_model_requests_total", Help: "Admitted /v1/messages calls by the model the caller sent (an alias or an id) and the upstream model it was routed to.",
+	}, []string{"requested_model", "model"})
+	reg.MustRegister(m.ModelRequests)
 	return m
 }
 

@@ -41,6 +41,12 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		if st.Model != "" {
 			attrs = append(attrs, slog.String("model", st.Model))
 		}
+		if st.RequestedModel != "" {
+			attrs = append(attrs, slog.String("requested_model", st.RequestedModel))
+		}
+		if sid := SessionID(c.Request.Header.Get(SessionHeader)); sid != "" {
+			attrs = append(attrs, slog.String("session_id", sid))
+		}
 		if st.UpstreamRequestID != "" {
 			attrs = append(attrs, slog.String("upstream_request_id", st.UpstreamRequestID))
 		}
@@ -63,6 +69,30 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		}
 		log.LogAttrs(context.Background(), level, "request", attrs...)
 	}
+}
+
+// SessionHeader is the header Claude Code sends on every request, so a
+// session's requests and cost can be aggregated without parsing bodies.
+const SessionHeader = "X-Claude-Code-Session-Id"
+
+// maxSessionID bounds a logged session id (Claude Code sends a UUID, 36).
+const maxSessionID = 64
+
+// SessionID returns the header value fit for a log line: at most 64
+// characters of [A-Za-z0-9._:-]; anything else (a forged value with
+// newlines, quotes or a megabyte of text) is dropped entirely rather than
+// half-kept.
+func SessionID(v string) string {
+	if len(v) == 0 || len(v) > maxSessionID {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' || b == ':') {
+			return ""
+		}
+	}
+	return v
 }
 
 func clientIPString(st *reqctx.State) string {

@@ -24,6 +24,10 @@ func RequestID() gin.HandlerFunc {
 		st := &reqctx.State{RequestID: id, Start: time.Now()}
 		reqctx.Set(c, st)
 		c.Writer.Header().Set(RequestIDHeader, id)
+		// Anthropic's name for it, which the SDKs read (err.requestID);
+		// a response passed through from the upstream replaces it with the
+		// upstream's id.
+		c.Writer.Header()["Request-Id"] = []string{id}
 		c.Next()
 	}
 }

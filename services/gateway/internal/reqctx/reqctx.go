@@ -37,6 +37,13 @@ type State struct {
 	Stream            bool
 	Outcome           string // short machine-readable outcome for the access log on errors
 	Settlement        string // "estimated" when usage was settled at a conservative bound
+
+	// RequestedModel is the model the caller sent when an alias changed it
+	// (Model is then the upstream id).
+	RequestedModel string
+	// UpstreamRetry is the retry policy of this request's upstream call:
+	// /v1/* callers (SDKs) retry themselves, /api/* callers do not.
+	UpstreamRetry anthropic.RetryPolicy
 }
 
 // Set stores st in c.

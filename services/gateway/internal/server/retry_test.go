@@ -12,10 +12,10 @@ import (
 func TestRetriesAgainstInjectedFaults(t *testing.T) {
 	h := newHarness(t, nil)
 
-	t.Run("529, 529, 200 succeeds after three attempts", func(t *testing.T) {
+	t.Run("529, 529, 200 succeeds after three attempts on /api", func(t *testing.T) {
 		h.mock.MockPost(t, "/_mock/reset", `{}`)
 		h.mock.MockPost(t, "/_mock/faults", `{"queue":[{"status":529},{"status":529}]}`)
-		code, _, body := h.post("/v1/messages", message("claude-sonnet-4-5", "retry me"))
+		code, _, body := h.post("/api/query", `{"question":"retry me","context":{}}`)
 		require.Equal(t, http.StatusOK, code, string(body))
 		require.Equal(t, 3, h.upstreamCalls())
 		require.Contains(t, h.metricsText(), `keyward_upstream_retries_total{model="claude-sonnet-4-5"} 2`)
@@ -38,13 +38,13 @@ func TestRetriesAgainstInjectedFaults(t *testing.T) {
 		require.Equal(t, 2, h.upstreamCalls())
 	})
 
-	t.Run("persistent 529 ends in a clean error with retry-after", func(t *testing.T) {
+	t.Run("persistent 529 on /v1 goes back to the SDK after one attempt", func(t *testing.T) {
 		h.mock.MockPost(t, "/_mock/reset", `{}`)
 		code, hdr, body := h.post("/v1/messages", message("claude-sonnet-4-5", "x [[mock:status=529]]"))
 		require.Equal(t, 529, code, string(body))
 		require.NotEmpty(t, hdr.Get("Retry-After"))
 		require.Equal(t, "true", hdr.Get("X-Should-Retry"))
 		require.True(t, strings.Contains(string(body), `"overloaded_error"`), string(body))
-		require.Equal(t, 3, h.upstreamCalls(), "bounded: the first attempt plus two retries")
+		require.Equal(t, 1, h.upstreamCalls(), "the SDK retries; the gateway must not multiply its retries")
 	})
 }

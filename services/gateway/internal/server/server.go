@@ -141,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		BreakerThreshold: zeroMeansOff(cfg.BreakerThreshold),
 		BreakerCooldown:  cfg.BreakerCooldown,
 		RootCAs:          cfg.TLS.UpstreamRootCAs(),
+		UserAgent:        "keyward/" + cfg.Version,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the upstream client: %w", err)
@@ -270,6 +271,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	v1.POST("/messages", h.Messages())
 	v1.POST("/messages/count_tokens", h.CountTokens())
 	v1.GET("/models", h.Models())
+	v1.GET("/models/:model_id", h.Model())
 	return e, nil
 }
 

@@ -87,7 +87,7 @@ func TestOfficialSDKThroughTheGateway(t *testing.T) {
 			for _, d := range page.Data {
 				ids = append(ids, d.ID)
 			}
-			require.Equal(t, []string{"claude-sonnet-4-5", "claude-haiku-4-5"}, ids, "the gateway lists what it allows")
+			require.Equal(t, []string{"claude-haiku-4-5", "claude-sonnet-4-5"}, ids, "the gateway lists what it allows, newest first")
 
 			_, err = client.Messages.New(ctx, anthropic.MessageNewParams{
 				Model: anthropic.ModelClaudeOpus4_8, MaxTokens: 10,

@@ -36,7 +36,7 @@ func TestReliabilityUpstream529Storm(t *testing.T) {
 	// overload as a 529 (passthrough) with Retry-After, after bounded retries.
 	var attemptsPerCall []int
 	var lastCall time.Time // the breaker opened during the last of these calls, so not before it began
-	for i := 0; i < 4 && gw.Metric(t, "keyward_upstream_circuit_open") == 0; i++ {
+	for i := 0; i < 2*threshold && gw.Metric(t, "keyward_upstream_circuit_open") == 0; i++ {
 		before := mockCalls(t, mock)
 		lastCall = time.Now()
 		o := send(context.Background(), c, gw.URL+"/v1/messages", messagesWith(false, 64, "status=529"))
