@@ -83,6 +83,7 @@ type Config struct {
 	// MaxStreams is the per-identity cap on concurrent streams, per tier name ("" = default).
 	MaxStreams  map[string]int
 	MaxInflight int
+	Safety      Safety // pre-auth bounds, retry-after cap, start-up safety checks (safety.go)
 
 	Prices            anthropic.PriceTable
 	SpendAlertPerHour float64
@@ -255,6 +256,7 @@ func Load(env Getenv, version string) (*Config, error) {
 
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
+	c.loadSafety(&p, get)
 	c.validate(&p)
 	if err := p.err(); err != nil {
 		return nil, err

@@ -35,7 +35,8 @@ type State struct {
 	CostUSD           float64
 	Decision          *ratelimit.Decision // the admission decision, for headers
 	Stream            bool
-	Outcome           string // short machine-readable outcome for the access log on errors
+	Outcome           string     // short machine-readable outcome for the access log on errors
+	PreAuth           netip.Addr // the address holding a pre-authentication slot, until released
 }
 
 // Set stores st in c.

@@ -89,6 +89,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 	}()
 
+	for _, w := range cfg.Safety.Warnings {
+		s.log.Warn("unsafe setting allowed", "problem", w)
+	}
 	switch {
 	case cfg.UsingMock:
 		s.key = keyfile.Static(cfg.MockAPIKey)
@@ -209,9 +212,11 @@ func (s *Server) buildLimiter() error {
 //     non-browser calls: CORS is not authentication.
 //  6. Health and readiness are registered before the protected group: probes
 //     never need credentials and never touch Redis or the upstream.
-//  7. In the protected group: Shed (cheap refusal before reading bodies),
-//     Body (type and size checks, read once), then Authn (IP allowlist, HMAC
-//     over the same bytes, JWT). Rate limits run inside the handlers, because
+//  7. In the protected group: Shed (cheap refusal before reading bodies,
+//     global and per client address), Body (type and size checks, read once,
+//     with a deadline that must be earned by progress), then Authn (IP
+//     allowlist, HMAC over the same bytes, JWT); once authenticated, the
+//     request gives its per-address pre-auth slot back. Rate limits run inside the handlers, because
 //     one admission round trip needs the parsed body's token estimate.
 func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
@@ -251,15 +256,16 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 		allow = auth.NewAllowlist(s.cfg.IPAllowlist)
 	}
 	authn := middleware.Authn(middleware.AuthnConfig{Allowlist: allow, JWT: jwtV, HMAC: hv, Required: s.cfg.AuthRequired, Metrics: s.metrics, Log: s.log})
-	shed := middleware.Shed(s.cfg.MaxInflight, s.metrics, s.log)
+	shed, authenticated := middleware.Shed(middleware.ShedConfig{Max: s.cfg.MaxInflight, PerAddress: s.cfg.Safety.MaxInflightPerAddress, Metrics: s.metrics, Log: s.log})
+	progress := middleware.ReadProgress{Timeout: s.cfg.Safety.BodyTimeout, MinRate: s.cfg.Safety.BodyMinRate}
 
-	api := e.Group("/api", shed, middleware.Body(s.cfg.MaxAPIBodyBytes, s.log), authn)
+	api := e.Group("/api", shed, middleware.Body(s.cfg.MaxAPIBodyBytes, progress, s.log), authn, authenticated)
 	api.POST("/query", h.Query())
 	api.POST("/analytics-query", h.AnalyticsQuery())
 	api.GET("/analytics-query-types", h.AnalyticsQueryTypes())
 	api.GET("/rate-limit-status", h.RateLimitStatus())
 
-	v1 := e.Group("/v1", shed, middleware.Body(s.cfg.MaxBodyBytes, s.log), authn)
+	v1 := e.Group("/v1", shed, middleware.Body(s.cfg.MaxBodyBytes, progress, s.log), authn, authenticated)
 	v1.POST("/messages", h.Messages())
 	v1.POST("/messages/count_tokens", h.CountTokens())
 	v1.GET("/models", h.Models())
