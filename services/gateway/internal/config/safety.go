@@ -14,6 +14,7 @@ const (
 	DefaultBodyTimeout           = 5 * time.Second
 	DefaultBodyMinBytesPerSecond = 16 << 10
 	DefaultMaxRetryAfter         = 60 * time.Second
+	DefaultWriteTimeout          = 10 * time.Second
 	// minTrustedProxyBits is the shortest trusted-proxy prefix accepted: a
 	// shorter one (0.0.0.0/0, ::/0, 2000::/3, 0.0.0.0/1 …) believes
 	// forwarding headers from a large part of the Internet, so every caller
@@ -28,6 +29,7 @@ type SafetyLimits struct {
 	BodyTimeout           string `yaml:"body_timeout"`
 	BodyMinBytesPerSecond int64  `yaml:"body_min_bytes_per_second"`
 	MaxRetryAfter         string `yaml:"max_retry_after"`
+	WriteTimeout          string `yaml:"write_timeout"`
 }
 
 // Safety holds the bounds on work a caller can cause before it is
@@ -45,6 +47,9 @@ type Safety struct {
 	BodyMinRate int64
 	// MaxRetryAfter caps the upstream retry-after passed to callers.
 	MaxRetryAfter time.Duration
+	// WriteTimeout bounds each write and flush to a caller; a caller that
+	// stops reading is cut after it.
+	WriteTimeout time.Duration
 
 	AllowInsecureUpstream bool // KEYWARD_ALLOW_INSECURE_UPSTREAM
 	StrictFilePermissions bool // KEYWARD_STRICT_FILE_PERMISSIONS
@@ -61,7 +66,7 @@ func (s *Safety) takeYAML(l SafetyLimits, tiers map[string]limitsYAML, p *proble
 	s.yaml = l
 	for name, t := range tiers {
 		if t.SafetyLimits != (SafetyLimits{}) {
-			p.addf("tiers.%s: max_inflight_per_address, body_timeout, body_min_bytes_per_second and max_retry_after are global settings (set them under limits)", name)
+			p.addf("tiers.%s: max_inflight_per_address, body_timeout, body_min_bytes_per_second, max_retry_after and write_timeout are global settings (set them under limits)", name)
 		}
 	}
 }
@@ -91,6 +96,7 @@ func (c *Config) loadSafety(p *problems, get func(string, string) string) {
 	case y.BodyMinBytesPerSecond > 0:
 		s.BodyMinRate = y.BodyMinBytesPerSecond
 	}
+	s.WriteTimeout = yamlDuration(p, "limits.write_timeout", y.WriteTimeout, DefaultWriteTimeout)
 	s.MaxRetryAfter = yamlDuration(p, "limits.max_retry_after", y.MaxRetryAfter, DefaultMaxRetryAfter)
 	s.MaxRetryAfter = durVar(p, get, "KEYWARD_MAX_RETRY_AFTER", s.MaxRetryAfter)
 	if s.MaxRetryAfter < time.Second {

@@ -80,6 +80,7 @@ func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, d *rateli
 	defer resp.Body.Close()
 	h.Metrics.StreamsActive.Inc()
 	defer h.Metrics.StreamsActive.Dec()
+	defer h.boundStreamWrites(c)()
 	setStreamHeaders(c, st.UpstreamRequestID)
 	c.Writer.WriteHeader(http.StatusOK)
 	flush := flusherOf(c.Writer)

@@ -208,6 +208,7 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, d *ratelimit.D
 	defer resp.Body.Close()
 	h.Metrics.StreamsActive.Inc()
 	defer h.Metrics.StreamsActive.Dec()
+	defer h.boundStreamWrites(c)()
 	setStreamHeaders(c, "")
 	c.Writer.WriteHeader(http.StatusOK)
 	flush := flusherOf(c.Writer)

@@ -203,16 +203,19 @@ func (s *Server) buildLimiter() error {
 // buildEngine assembles the middleware chain. The order matters:
 //
 //  1. Recover first, so a panic anywhere becomes a logged 500.
-//  2. RequestID next: every later line and error carries the id.
-//  3. AccessLog and Metrics wrap everything after them, so they see the
+//  2. WriteDeadline right after it: every write to the caller, the
+//     recovered 500 included, must finish in time (a caller that does not
+//     read cannot hold a handler).
+//  3. RequestID next: every later line and error carries the id.
+//  4. AccessLog and Metrics wrap everything after them, so they see the
 //     final status, including rejections by later middleware.
-//  4. ClientIP before CORS/auth/limits: the IP (via the trusted proxies only)
+//  5. ClientIP before CORS/auth/limits: the IP (via the trusted proxies only)
 //     is the default identity and feeds the allowlist.
-//  5. CORS answers preflights for any path and never blocks same-origin or
+//  6. CORS answers preflights for any path and never blocks same-origin or
 //     non-browser calls: CORS is not authentication.
-//  6. Health and readiness are registered before the protected group: probes
+//  7. Health and readiness are registered before the protected group: probes
 //     never need credentials and never touch Redis or the upstream.
-//  7. In the protected group: Shed (cheap refusal before reading bodies,
+//  8. In the protected group: Shed (cheap refusal before reading bodies,
 //     global and per client address), Body (type and size checks, read once,
 //     with a deadline that must be earned by progress), then Authn (IP
 //     allowlist, HMAC over the same bytes, JWT); once authenticated, the
@@ -237,7 +240,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	}
 
 	h := s.handlers
-	e.Use(middleware.Recover(s.log), middleware.RequestID(), middleware.AccessLog(s.log),
+	e.Use(middleware.Recover(s.log), middleware.WriteDeadline(s.cfg.Safety.WriteTimeout), middleware.RequestID(), middleware.AccessLog(s.log),
 		middleware.Metrics(s.metrics), middleware.ClientIP(), middleware.CORS(s.cfg.CORSOrigins))
 	e.GET("/health", h.Health())
 	e.GET("/ready", h.Ready())
