@@ -262,6 +262,12 @@ func (t *textDeltas) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		// pump's lineCap already bounds lines; the translator is bounded
+		// on its own as well, as it holds what it has not parsed.
+		if (i < 0 && len(t.partial)+len(p) > maxSSELine) || len(t.partial)+i > maxSSELine {
+			t.partial = nil
+			return 0, errLineTooLong
+		}
 		if i < 0 {
 			t.partial = append(t.partial, p...)
 			break

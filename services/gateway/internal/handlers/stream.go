@@ -30,6 +30,7 @@ const (
 	endClientGone                  // the caller disconnected
 	endLifetime                    // the stream hit the maximum duration
 	endShutdown                    // the drain deadline passed
+	endLineTooLong                 // the upstream sent an SSE line over maxSSELine
 )
 
 // pump copies upstream SSE bytes to the client as they arrive, flushing each
@@ -45,6 +46,7 @@ const (
 // stream from timer callbacks, which close the upstream body (when it is an
 // io.Closer, as an HTTP response body is) to interrupt a blocked read.
 func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader, w io.Writer, flush func(), meter *anthropic.StreamMeter) streamEnd {
+	w = &lineCap{w: w}
 	var ended atomic.Int32 // 0, or the streamEnd a callback decided, plus one
 	interrupt := func(e streamEnd) {
 		if ended.CompareAndSwap(0, int32(e)+1) {
@@ -118,6 +120,9 @@ func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader,
 			}
 			wrote, atBoundary, last = true, endsEvent(p), time.Now()
 			mu.Unlock()
+			if errors.Is(werr, errLineTooLong) {
+				return endLineTooLong
+			}
 			if werr != nil {
 				return endClientGone
 			}
@@ -162,6 +167,8 @@ func endMessage(e streamEnd) (string, string) {
 		return "timeout_error", "the stream exceeded the gateway's maximum duration"
 	case endShutdown:
 		return "overloaded_error", "the gateway is restarting; retry the request"
+	case endLineTooLong:
+		return "api_error", "the Claude API sent an SSE line longer than 1 MiB; the stream was ended"
 	default:
 		return "api_error", "the connection to the Claude API was lost mid-stream"
 	}
