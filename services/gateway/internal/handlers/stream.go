@@ -25,12 +25,12 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &
 type streamEnd int
 
 const (
-	endComplete   streamEnd = iota // upstream finished (EOF)
-	endUpstream                    // upstream failed after the first byte
-	endClientGone                  // the caller disconnected
-	endLifetime                    // the stream hit the maximum duration
-	endShutdown                    // the drain deadline passed
-	endLineTooLong                 // the upstream sent an SSE line over maxSSELine
+	endComplete    streamEnd = iota // upstream finished (EOF)
+	endUpstream                     // upstream failed after the first byte
+	endClientGone                   // the caller disconnected
+	endLifetime                     // the stream hit the maximum duration
+	endShutdown                     // the drain deadline passed
+	endLineTooLong                  // the upstream sent an SSE line over maxSSELine
 )
 
 // pump copies upstream SSE bytes to the client as they arrive, flushing each
