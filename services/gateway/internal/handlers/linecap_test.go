@@ -55,13 +55,13 @@ func TestPumpEndsAnEndlessLineOnEveryPath(t *testing.T) {
 			var out bytes.Buffer
 			body := &endless{}
 			end := pump(context.Background(), context.Background(), time.Minute, body, tc.out(&out), func() {}, anthropic.NewStreamMeter())
-			require.Equal(t, endLineTooLong, end)
+			require.Equal(t, endLongLine, end)
 			require.Less(t, body.sent, int64(maxSSELine+64<<10), "ended at the cap, not later")
 			require.NotContains(t, out.String(), "xxxx", "no part of the long line reached the caller")
 			require.Less(t, out.Len(), 4096)
 		})
 	}
-	ev := string(errorEvent(endMessage(endLineTooLong)))
+	ev := string(errorEvent(endMessage(endLongLine)))
 	require.True(t, strings.HasPrefix(ev, "event: error\ndata: {"))
 	require.Contains(t, ev, "longer than 1 MiB")
 }

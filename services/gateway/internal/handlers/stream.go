@@ -25,12 +25,12 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &
 type streamEnd int
 
 const (
-	endComplete    streamEnd = iota // upstream finished (EOF)
-	endUpstream                     // upstream failed after the first byte
-	endClientGone                   // the caller disconnected
-	endLifetime                     // the stream hit the maximum duration
-	endShutdown                     // the drain deadline passed
-	endLineTooLong                  // the upstream sent an SSE line over maxSSELine
+	endComplete   streamEnd = iota // upstream finished (EOF)
+	endUpstream                    // upstream failed after the first byte
+	endClientGone                  // the caller disconnected
+	endLifetime                    // the stream hit the maximum duration
+	endShutdown                    // the drain deadline passed
+	endLongLine                    // the upstream sent an SSE line over maxSSELine
 )
 
 // pump copies upstream SSE bytes to the client as they arrive, flushing each
@@ -121,7 +121,7 @@ func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader,
 			wrote, atBoundary, last = true, endsEvent(p), time.Now()
 			mu.Unlock()
 			if errors.Is(werr, errLineTooLong) {
-				return endLineTooLong
+				return endLongLine
 			}
 			if werr != nil {
 				return endClientGone
@@ -167,7 +167,7 @@ func endMessage(e streamEnd) (string, string) {
 		return "timeout_error", "the stream exceeded the gateway's maximum duration"
 	case endShutdown:
 		return "overloaded_error", "the gateway is restarting; retry the request"
-	case endLineTooLong:
+	case endLongLine:
 		return "api_error", "the Claude API sent an SSE line longer than 1 MiB; the stream was ended"
 	default:
 		return "api_error", "the connection to the Claude API was lost mid-stream"
