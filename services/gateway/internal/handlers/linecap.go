@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+
+	"github.com/keyward/keyward/pkg/anthropic"
 )
 
 // maxSSELine caps one upstream SSE line on every streaming path, the same
@@ -19,9 +21,28 @@ var errLineTooLong = errors.New("upstream SSE line too long")
 // never receives half a line (so the error event that follows parses).
 // An SSE client dispatches nothing before a line ends, so holding the
 // tail delays nothing a caller could see.
+//
+// Whole lines are also what makes the stream redactable: the server key
+// never spans a newline, so each forwarded run of lines passes the
+// Redactor as it is.
 type lineCap struct {
 	w    io.Writer
+	rd   anthropic.Redactor
 	tail []byte
+}
+
+// sseOut is the writer a stream's upstream bytes go to the caller through:
+// line-capped and redacted.
+func (h *Handlers) sseOut(w io.Writer) io.Writer {
+	return &lineCap{w: w, rd: h.Client.Redactor()}
+}
+
+// asLineCap wraps w unless it is already capped (pump takes either).
+func asLineCap(w io.Writer) *lineCap {
+	if l, ok := w.(*lineCap); ok {
+		return l
+	}
+	return &lineCap{w: w}
 }
 
 func (l *lineCap) Write(p []byte) (int, error) {
@@ -42,7 +63,7 @@ func (l *lineCap) Write(p []byte) (int, error) {
 	if len(l.tail) > 0 {
 		head = append(l.tail, head...)
 	}
-	if _, err := l.w.Write(head); err != nil {
+	if _, err := l.w.Write(l.rd.Bytes(head)); err != nil {
 		return 0, err
 	}
 	if cap(l.tail) > 64<<10 {

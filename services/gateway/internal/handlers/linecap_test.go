@@ -76,3 +76,13 @@ func TestTextDeltasBoundsItsOwnBuffer(t *testing.T) {
 	require.ErrorIs(t, err, errLineTooLong)
 	require.LessOrEqual(t, cap(tr.partial), 2*maxSSELine)
 }
+
+func TestLineCapRedactsTheKeyEvenWhenSplitAcrossReads(t *testing.T) {
+	var out bytes.Buffer
+	l := &lineCap{w: &out, rd: anthropic.NewRedactor("mock-key-42")}
+	for _, chunk := range []string{"event: error\ndata: {\"error\":{\"type\":\"mock-k", "ey-42\"}}\n\n"} {
+		_, err := l.Write([]byte(chunk))
+		require.NoError(t, err)
+	}
+	require.Equal(t, "event: error\ndata: {\"error\":{\"type\":\"[redacted]\"}}\n\n", out.String())
+}

@@ -85,7 +85,7 @@ func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, d *rateli
 	c.Writer.WriteHeader(http.StatusOK)
 	flush := flusherOf(c.Writer)
 	flush()
-	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, c.Writer, flush, meter)
+	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, h.sseOut(c.Writer), flush, meter)
 	cancel() // stop the upstream at once, whatever ended the stream
 	switch end {
 	case endComplete:

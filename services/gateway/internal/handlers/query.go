@@ -215,7 +215,7 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, d *ratelimit.D
 	flush()
 	meter := anthropic.NewStreamMeter()
 	tr := &textDeltas{out: c.Writer}
-	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, tr, flush, meter)
+	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, h.sseOut(tr), flush, meter)
 	cancel()
 	u := meter.Usage()
 	h.settle(st, d, model, u)
@@ -228,8 +228,10 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, d *ratelimit.D
 		writeEvent(c.Writer, "done", done)
 	default:
 		t, msg := endMessage(end)
-		if meter.ErrorType() != "" {
-			t, msg = meter.ErrorType(), "the Claude API reported an error mid-stream"
+		if et := h.Client.Redactor().Token(meter.ErrorType()); et != "" {
+			t, msg = et, "the Claude API reported an error mid-stream"
+		} else if meter.ErrorType() != "" {
+			t, msg = "api_error", "the Claude API reported an error mid-stream"
 		}
 		st.Outcome = "stream_" + t
 		e, _ := json.Marshal(gin.H{"error": "Upstream error", "message": msg, "request_id": st.RequestID})

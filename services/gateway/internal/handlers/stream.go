@@ -46,7 +46,7 @@ const (
 // stream from timer callbacks, which close the upstream body (when it is an
 // io.Closer, as an HTTP response body is) to interrupt a blocked read.
 func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader, w io.Writer, flush func(), meter *anthropic.StreamMeter) streamEnd {
-	w = &lineCap{w: w}
+	w = asLineCap(w)
 	var ended atomic.Int32 // 0, or the streamEnd a callback decided, plus one
 	interrupt := func(e streamEnd) {
 		if ended.CompareAndSwap(0, int32(e)+1) {
