@@ -54,6 +54,8 @@ type Server struct {
 	handlers *handlers.Handlers
 	engine   *gin.Engine
 
+	redisHealth *redisHealth // nil without Redis
+
 	draining     atomic.Bool
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
@@ -105,6 +107,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 
 	if err := s.buildLimiter(); err != nil {
 		return nil, err
+	}
+	redisMetrics := metrics.NewRedisHealth(s.reg)
+	if s.redis != nil {
+		s.redisHealth = &redisHealth{rc: s.redis, m: redisMetrics, log: s.log, backend: s.limiter.Backend,
+			mode: cfg.FailureMode, interval: time.Second, warnGap: time.Minute}
+		go s.redisHealth.run(bg)
 	}
 	var hmacV *auth.HMACVerifier
 	if len(cfg.HMACKeys) > 0 {
@@ -298,6 +306,7 @@ func (s *Server) readyCheck() (bool, map[string]any) {
 		backend = "degraded"
 	}
 	body := map[string]any{"ratelimit": backend, "upstream": upstream, "version": s.cfg.Version}
+	s.readyRedis(body, backend)
 	switch {
 	case s.draining.Load():
 		body["status"] = "draining"
