@@ -63,7 +63,7 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			return err
 		}
 		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
-		c.Data(resp.StatusCode, "application/json", out)
+		c.Data(resp.StatusCode, "application/json", h.Client.Redactor().Bytes(out))
 		return nil
 	})
 }
@@ -129,7 +129,7 @@ func (h *Handlers) CountTokens() gin.HandlerFunc {
 			return fmt.Errorf("reading upstream answer: %w", err)
 		}
 		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
-		c.Data(resp.StatusCode, "application/json", out)
+		c.Data(resp.StatusCode, "application/json", h.Client.Redactor().Bytes(out))
 		return nil
 	})
 }

@@ -175,7 +175,7 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		} `json:"content"`
 		Usage anthropic.Usage `json:"usage"`
 	}
-	if err := json.Unmarshal(out, &msg); err != nil {
+	if err := json.Unmarshal(h.Client.Redactor().Bytes(out), &msg); err != nil {
 		return fmt.Errorf("decoding upstream answer: %w", err)
 	}
 	var answer strings.Builder
