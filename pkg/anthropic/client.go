@@ -432,6 +432,7 @@ func (c *Client) attempt(ctx context.Context, target string, header http.Header,
 		res.sent = true
 		return nil, res
 	}
+	NewRedactor(key).Headers(resp.Header)
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if !timer.Stop() {

@@ -128,6 +128,7 @@ type upstreamErrorJSON struct {
 // body has been read. A body that is not Anthropic's JSON (Cloudflare's 413
 // page, a proxy's HTML) is not quoted: the message is generic.
 func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Duration, key string) *APIError {
+	rd := NewRedactor(key)
 	e := &APIError{
 		Status:     status,
 		RequestID:  h.Get("request-id"),
@@ -135,11 +136,11 @@ func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Durat
 	}
 	var j upstreamErrorJSON
 	if err := json.Unmarshal(body, &j); err == nil && j.Error.Type != "" {
-		e.Type = sanitizeToken(j.Error.Type)
+		e.Type = rd.Token(j.Error.Type)
 		if e.Type == "" {
 			e.Type = typeForStatus(status)
 		}
-		e.Message = redact(j.Error.Message, key)
+		e.Message = rd.Message(j.Error.Message)
 		if j.Error.Details != nil && j.Error.Details.ErrorCode == spendLimitCode {
 			e.SpendLimit = true
 		}
@@ -147,13 +148,13 @@ func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Durat
 			e.SpendLimit = true
 		}
 		if e.RequestID == "" {
-			e.RequestID = sanitizeToken(j.RequestID)
+			e.RequestID = rd.Token(j.RequestID)
 		}
 	} else {
 		e.Type = typeForStatus(status)
 		e.Message = fmt.Sprintf("upstream returned HTTP %d", status)
 	}
-	e.RequestID = sanitizeToken(e.RequestID)
+	e.RequestID = rd.Token(e.RequestID)
 	return e
 }
 

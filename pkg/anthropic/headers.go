@@ -63,15 +63,21 @@ func OutboundHeaders(in http.Header) http.Header {
 	return out
 }
 
-// CopyResponseHeaders copies the upstream response headers a caller may see:
-// content-type and request-id. Everything else stays behind, notably the
-// anthropic-ratelimit-* headers (the organisation's limits are not the
-// caller's), anthropic-organization-id / anthropic-workspace-id and
-// set-cookie.
+// CopyResponseHeaders copies the upstream response headers a caller may see,
+// by allowlist: content-type (only a JSON or SSE media type) and request-id
+// (only an identifier free of key material). Everything else stays behind,
+// notably the anthropic-ratelimit-* headers (the organisation's limits are
+// not the caller's), anthropic-organization-id / anthropic-workspace-id,
+// retry-after (the gateway sets its own, capped) and set-cookie. Client
+// has already redacted src; this is the second line of defence.
 func CopyResponseHeaders(dst, src http.Header) {
-	for _, name := range []string{"Content-Type", "Request-Id"} {
-		if v := src.Get(name); v != "" {
-			dst.Set(name, v)
+	if v := src.Get("Content-Type"); v != "" {
+		mt := strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+		if mt == "application/json" || mt == "text/event-stream" {
+			dst.Set("Content-Type", v)
 		}
+	}
+	if v := (Redactor{}).Token(src.Get("Request-Id")); v != "" {
+		dst.Set("Request-Id", v)
 	}
 }

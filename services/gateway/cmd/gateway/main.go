@@ -115,12 +115,16 @@ func newLogger(w io.Writer, level string) (log *slog.Logger, closeLog func(), wr
 
 func checkConfig(stdout, stderr io.Writer) int {
 	env, err := config.FromEnvironment(".")
+	var cfg *config.Config
 	if err == nil {
-		_, err = config.Load(env, version)
+		cfg, err = config.Load(env, version)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
 		return 1
+	}
+	for _, w := range cfg.Safety.Warnings {
+		fmt.Fprintln(stderr, "gateway: warning:", w)
 	}
 	fmt.Fprintln(stdout, "configuration OK")
 	return 0

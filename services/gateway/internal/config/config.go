@@ -88,6 +88,7 @@ type Config struct {
 	MaxStreams  map[string]int
 	MaxInflight int
 	Live        Live
+	Safety      Safety // pre-auth bounds, retry-after cap, start-up safety checks (safety.go)
 
 	Prices            anthropic.PriceTable
 	SpendAlertPerHour float64
@@ -268,6 +269,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
 	c.loadTLS(&p, get)
+	c.loadSafety(&p, get)
 	c.validate(&p)
 	if err := p.err(); err != nil {
 		return nil, err

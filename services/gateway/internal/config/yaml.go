@@ -30,6 +30,7 @@ type limitsYAML struct {
 	GlobalDailyBudgetUSD float64 `yaml:"global_daily_budget_usd"`
 	MaxConcurrentStreams int     `yaml:"max_concurrent_streams"`
 	MaxInflight          int     `yaml:"max_inflight"`
+	SafetyLimits         `yaml:",inline"`
 }
 
 func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
@@ -74,6 +75,7 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 	} else if f.Limits.MaxInflight > 0 {
 		c.MaxInflight = f.Limits.MaxInflight
 	}
+	c.Safety.takeYAML(f.Limits.SafetyLimits, f.Tiers, p)
 	if !validUSD(f.Limits.GlobalDailyBudgetUSD) {
 		p.addf("limits.global_daily_budget_usd must be ≥ 0 and finite")
 	}

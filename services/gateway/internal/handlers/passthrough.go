@@ -72,7 +72,7 @@ func (h *Handlers) Messages() gin.HandlerFunc {
 			return err
 		}
 		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
-		c.Data(resp.StatusCode, "application/json", out)
+		c.Data(resp.StatusCode, "application/json", h.Client.Redactor().Bytes(out))
 		return nil
 	})
 }
@@ -90,11 +90,12 @@ func (h *Handlers) streamPassthrough(c *gin.Context, st *reqctx.State, cm *callM
 	defer resp.Body.Close()
 	h.Metrics.StreamsActive.Inc()
 	defer h.Metrics.StreamsActive.Dec()
+	defer h.boundStreamWrites(c)()
 	setStreamHeaders(c, st.UpstreamRequestID)
 	c.Writer.WriteHeader(http.StatusOK)
 	flush := flusherOf(c.Writer)
 	flush()
-	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, c.Writer, flush, meter)
+	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, h.sseOut(c.Writer), flush, meter)
 	cancel() // stop the upstream at once, whatever ended the stream
 	switch end {
 	case endComplete:
@@ -139,7 +140,7 @@ func (h *Handlers) CountTokens() gin.HandlerFunc {
 			return fmt.Errorf("reading upstream answer: %w", err)
 		}
 		anthropic.CopyResponseHeaders(c.Writer.Header(), resp.Header)
-		c.Data(resp.StatusCode, "application/json", out)
+		c.Data(resp.StatusCode, "application/json", h.Client.Redactor().Bytes(out))
 		return nil
 	})
 }

@@ -173,7 +173,7 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		} `json:"content"`
 		Usage anthropic.Usage `json:"usage"`
 	}
-	if err := json.Unmarshal(out, &msg); err != nil {
+	if err := json.Unmarshal(h.Client.Redactor().Bytes(out), &msg); err != nil {
 		return fmt.Errorf("decoding upstream answer: %w", err)
 	}
 	var answer strings.Builder
@@ -207,6 +207,7 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, cm *callMoney,
 	defer resp.Body.Close()
 	h.Metrics.StreamsActive.Inc()
 	defer h.Metrics.StreamsActive.Dec()
+	defer h.boundStreamWrites(c)()
 	setStreamHeaders(c, "")
 	c.Writer.WriteHeader(http.StatusOK)
 	flush := flusherOf(c.Writer)
@@ -214,7 +215,7 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, cm *callMoney,
 	meter := anthropic.NewStreamMeter()
 	cm.live(meter)
 	tr := &textDeltas{out: c.Writer}
-	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, tr, flush, meter)
+	end := pump(ctx, h.StreamCtx, h.Cfg.MaxStreamDuration, resp.Body, h.sseOut(tr), flush, meter)
 	cancel()
 	u := cm.settleStream(meter)
 	switch {
@@ -226,8 +227,10 @@ func (h *Handlers) streamAnswer(c *gin.Context, st *reqctx.State, cm *callMoney,
 		writeEvent(c.Writer, "done", done)
 	default:
 		t, msg := endMessage(end)
-		if meter.ErrorType() != "" {
-			t, msg = meter.ErrorType(), "the Claude API reported an error mid-stream"
+		if et := h.Client.Redactor().Token(meter.ErrorType()); et != "" {
+			t, msg = et, "the Claude API reported an error mid-stream"
+		} else if meter.ErrorType() != "" {
+			t, msg = "api_error", "the Claude API reported an error mid-stream"
 		}
 		st.Outcome = "stream_" + t
 		e, _ := json.Marshal(gin.H{"error": "Upstream error", "message": msg, "request_id": st.RequestID})
@@ -260,6 +263,12 @@ func (t *textDeltas) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
+		// pump's lineCap already bounds lines; the translator is bounded
+		// on its own as well, as it holds what it has not parsed.
+		if (i < 0 && len(t.partial)+len(p) > maxSSELine) || len(t.partial)+i > maxSSELine {
+			t.partial = nil
+			return 0, errLineTooLong
+		}
 		if i < 0 {
 			t.partial = append(t.partial, p...)
 			break

@@ -31,6 +31,7 @@ const (
 	endLifetime                    // the stream hit the maximum duration
 	endShutdown                    // the drain deadline passed
 	endBudget                      // the meter's watcher stopped it (the budget cannot cover more)
+	endLongLine                    // the upstream sent an SSE line over maxSSELine
 )
 
 // pump copies upstream SSE bytes to the client as they arrive, flushing each
@@ -46,6 +47,7 @@ const (
 // stream from timer callbacks, which close the upstream body (when it is an
 // io.Closer, as an HTTP response body is) to interrupt a blocked read.
 func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader, w io.Writer, flush func(), meter *anthropic.StreamMeter) streamEnd {
+	w = asLineCap(w)
 	var ended atomic.Int32 // 0, or the streamEnd a callback decided, plus one
 	interrupt := func(e streamEnd) {
 		if ended.CompareAndSwap(0, int32(e)+1) {
@@ -124,6 +126,9 @@ func pump(ctx, shutdown context.Context, lifetime time.Duration, body io.Reader,
 			}
 			wrote, atBoundary, last = true, endsEvent(p), time.Now()
 			mu.Unlock()
+			if errors.Is(werr, errLineTooLong) {
+				return endLongLine
+			}
 			if werr != nil {
 				return endClientGone
 			}
@@ -173,6 +178,8 @@ func endMessage(e streamEnd) (string, string) {
 		return "overloaded_error", "the gateway is restarting; retry the request"
 	case endBudget:
 		return "budget_exceeded", budgetStopMessage
+	case endLongLine:
+		return "api_error", "the Claude API sent an SSE line longer than 1 MiB; the stream was ended"
 	default:
 		return "api_error", "the connection to the Claude API was lost mid-stream"
 	}

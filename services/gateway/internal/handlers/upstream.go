@@ -38,9 +38,10 @@ func (h *Handlers) callUpstream(ctx context.Context, st *reqctx.State, model, pa
 	case err == nil:
 		// The canonical spelling: Get would canonicalise "request-id" anew
 		// (an allocation) on every call.
-		st.UpstreamRequestID = resp.Header.Get("Request-Id")
+		st.UpstreamRequestID = h.Client.Redactor().Token(resp.Header.Get("Request-Id"))
 	case errors.As(err, &ae):
 		st.UpstreamRequestID = ae.RequestID
+		h.capRetryAfter(st, ae)
 	case errors.Is(err, anthropic.ErrCircuitOpen):
 		h.Metrics.UpstreamRequests.WithLabelValues(model, "circuit_open").Inc()
 		e := httperr.From(err)

@@ -70,7 +70,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "keyward_unpriced_requests_total", Help: "Upstream calls whose model has no price: tokens are counted, cost is unknown.",
 		}, []string{"model"}),
 		RateLimitRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keyward_ratelimit_rejections_total", Help: "Requests refused by a limit (requests, tokens, budget, global_budget, streams, backend, inflight).",
+			Name: "keyward_ratelimit_rejections_total", Help: "Requests refused by a limit (requests, tokens, budget, global_budget, streams, backend, inflight, inflight_address).",
 		}, []string{"limit"}),
 		BackendUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "keyward_ratelimit_backend_up", Help: "1 when the rate-limit backend works (Redis reachable, or in-process mode); 0 while a fallback is in effect.",
@@ -116,7 +116,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 // see every series from the first scrape (a counter's first increase is
 // otherwise invisible to rate()).
 var (
-	LimitLabels       = []string{"requests", "tokens", "budget", "global_budget", "streams", "backend", "inflight"}
+	LimitLabels       = []string{"requests", "tokens", "budget", "global_budget", "streams", "backend", "inflight", "inflight_address"}
 	AuthReasonLabels  = []string{"missing", "malformed", "too_large", "bad_signature", "bad_algorithm", "expired", "not_yet_valid", "bad_claims", "unknown_key", "bad_timestamp", "replay", "ip_denied"}
 	TokenKindLabels   = []string{"input", "output", "cache_read", "cache_write"}
 	fallbackModes     = []string{"local", "open", "closed"}

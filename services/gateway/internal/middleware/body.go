@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -20,8 +22,10 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // Body reads a POST body exactly once, capped at limit bytes (chunked bodies
 // included, via MaxBytesReader), after checking it is application/json (a
 // text/plain POST would be a CORS "simple" request that skips the preflight).
-// Signature checks hash, and handlers parse, this same buffer.
-func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
+// Signature checks hash, and handlers parse, this same buffer. The read must
+// make progress (see ReadProgress): a body that trickles gets a 408 and its
+// connection closed, releasing the slots it held.
+func Body(limit int64, progress ReadProgress, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.Method != http.MethodPost {
 			c.Next()
@@ -40,6 +44,12 @@ func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
 			httperr.Write(c, log, httperr.TooLarge(limit))
 			return
 		}
+		if c.Request.ContentLength != 0 {
+			// Zero-length bodies are skipped: net/http is already
+			// watching their connection, and a read deadline would
+			// apply to that watch.
+			c.Request.Body = progress.wrap(c)
+		}
 		var body []byte
 		if n := c.Request.ContentLength; n >= 0 {
 			// The length is known and within the limit: one exact
@@ -57,7 +67,7 @@ func Body(limit int64, log *slog.Logger) gin.HandlerFunc {
 				}
 			}
 			if err != nil {
-				httperr.Write(c, log, httperr.Invalid("could not read the request body"))
+				writeReadError(c, log, err)
 				return
 			}
 		} else {
@@ -85,7 +95,7 @@ func readChunked(c *gin.Context, limit int64, log *slog.Logger) ([]byte, bool) {
 			httperr.Write(c, log, httperr.TooLarge(limit))
 			return nil, false
 		}
-		httperr.Write(c, log, httperr.Invalid("could not read the request body"))
+		writeReadError(c, log, err)
 		return nil, false
 	}
 	body := make([]byte, buf.Len())
@@ -94,4 +104,83 @@ func readChunked(c *gin.Context, limit int64, log *slog.Logger) ([]byte, bool) {
 		bufPool.Put(buf)
 	}
 	return body, true
+}
+
+// ReadProgress bounds how long a request body may take: Timeout for any
+// body, plus one second per MinRate bytes received, so a large body that
+// keeps arriving gets the time it needs and a trickle is cut at Timeout.
+// Zero values disable the bound.
+type ReadProgress struct {
+	Timeout time.Duration
+	MinRate int64 // bytes per second
+}
+
+// maxBodyTime matches the public server's ReadTimeout, which the deadlines
+// set here replace: progress never buys more than that.
+const maxBodyTime = 30 * time.Second
+
+// errSlowBody marks a body that did not arrive in time.
+var errSlowBody = errors.New("request body too slow")
+
+func (p ReadProgress) wrap(c *gin.Context) io.ReadCloser {
+	if p.Timeout <= 0 {
+		return c.Request.Body
+	}
+	return &progressReader{ReadCloser: c.Request.Body, rc: http.NewResponseController(c.Writer), p: p, start: time.Now()}
+}
+
+// progressReader moves the connection's read deadline ahead of each read
+// by what the bytes so far have earned. It stops once it has seen EOF:
+// net/http then starts its own background read of the connection (clearing
+// the deadline), which a deadline set afterwards would break.
+type progressReader struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	p      ReadProgress
+	start  time.Time
+	n      int64
+	eof    bool
+	noCtrl bool // the writer cannot set deadlines (in-process tests)
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	if r.eof {
+		return 0, io.EOF
+	}
+	if !r.noCtrl {
+		earned := r.p.Timeout
+		if r.p.MinRate > 0 {
+			earned += time.Duration(float64(r.n) / float64(r.p.MinRate) * float64(time.Second))
+		}
+		if err := r.rc.SetReadDeadline(r.start.Add(min(earned, maxBodyTime))); err != nil {
+			r.noCtrl = true
+		}
+	}
+	n, err := r.ReadCloser.Read(b)
+	r.n += int64(n)
+	if errors.Is(err, io.EOF) {
+		r.eof = true
+	}
+	if err != nil && isTimeout(err) {
+		return n, errSlowBody
+	}
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// writeReadError answers a body that could not be read: 408 when it was too
+// slow (the connection is closed: the rest of the body would never be
+// read), else 400.
+func writeReadError(c *gin.Context, log *slog.Logger, err error) {
+	if errors.Is(err, errSlowBody) {
+		c.Header("Connection", "close")
+		httperr.Write(c, log, &httperr.Error{Status: http.StatusRequestTimeout, Short: "Request timeout",
+			Message: "the request body arrived too slowly", Type: "timeout_error", Outcome: "slow_body"})
+		return
+	}
+	httperr.Write(c, log, httperr.Invalid("could not read the request body"))
 }

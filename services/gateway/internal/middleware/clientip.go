@@ -28,3 +28,15 @@ func ClientIP() gin.HandlerFunc {
 		c.Next()
 	}
 }
+
+// addressKey is the unit per-address limits count by: the IPv4 address, or
+// the IPv6 /64 (one subscriber's usual allocation), as identities are keyed.
+func addressKey(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}

@@ -77,7 +77,7 @@ func TestCORSAllowsExactlyTheConfiguredOrigins(t *testing.T) {
 }
 
 func TestBodyIsCappedAndTyped(t *testing.T) {
-	e := engine(Body(16, quiet))
+	e := engine(Body(16, ReadProgress{}, quiet))
 	send := func(ctype string, body io.Reader, length int64) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/api/query", body)
 		r.ContentLength = length
@@ -104,7 +104,8 @@ func TestShedRefusesBeyondTheCapImmediately(t *testing.T) {
 	started := make(chan struct{}, 2)
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(RequestID(), Shed(2, m, quiet))
+	admit, _ := Shed(ShedConfig{Max: 2, PerAddress: 2, Metrics: m, Log: quiet})
+	e.Use(RequestID(), admit)
 	e.GET("/slow", func(c *gin.Context) { started <- struct{}{}; <-release; c.Status(http.StatusOK) })
 	srv := httptest.NewServer(e)
 	defer srv.Close()

@@ -35,8 +35,9 @@ type State struct {
 	CostUSD           float64
 	Decision          *ratelimit.Decision // the admission decision, for headers
 	Stream            bool
-	Outcome           string // short machine-readable outcome for the access log on errors
-	Settlement        string // "estimated" when usage was settled at a conservative bound
+	Outcome           string     // short machine-readable outcome for the access log on errors
+	PreAuth           netip.Addr // the address holding a pre-authentication slot, until released
+	Settlement        string     // "estimated" when usage was settled at a conservative bound
 
 	// RequestedModel is the model the caller sent when an alias changed it
 	// (Model is then the upstream id).

@@ -57,6 +57,8 @@ type Server struct {
 	pubCert  *certReloader // nil: plain http
 	admCert  *certReloader
 
+	redisHealth *redisHealth // nil without Redis
+
 	draining     atomic.Bool
 	streamCtx    context.Context
 	streamCancel context.CancelFunc
@@ -96,6 +98,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 
+	for _, w := range cfg.Safety.Warnings {
+		s.log.Warn("unsafe setting allowed", "problem", w)
+	}
 	switch {
 	case cfg.UsingMock:
 		s.key = keyfile.Static(cfg.MockAPIKey)
@@ -109,6 +114,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 
 	if err := s.buildLimiter(); err != nil {
 		return nil, err
+	}
+	redisMetrics := metrics.NewRedisHealth(s.reg)
+	if s.redis != nil {
+		s.redisHealth = &redisHealth{rc: s.redis, m: redisMetrics, log: s.log, backend: s.limiter.Backend,
+			mode: cfg.FailureMode, interval: time.Second, warnGap: time.Minute}
+		go s.redisHealth.run(bg)
 	}
 	var hmacV *auth.HMACVerifier
 	if len(cfg.HMACKeys) > 0 {
@@ -208,18 +219,23 @@ func (s *Server) buildLimiter() error {
 // buildEngine assembles the middleware chain. The order matters:
 //
 //  1. Recover first, so a panic anywhere becomes a logged 500.
-//  2. RequestID next: every later line and error carries the id.
-//  3. AccessLog and Metrics wrap everything after them, so they see the
+//  2. WriteDeadline right after it: every write to the caller, the
+//     recovered 500 included, must finish in time (a caller that does not
+//     read cannot hold a handler).
+//  3. RequestID next: every later line and error carries the id.
+//  4. AccessLog and Metrics wrap everything after them, so they see the
 //     final status, including rejections by later middleware.
-//  4. ClientIP before CORS/auth/limits: the IP (via the trusted proxies only)
+//  5. ClientIP before CORS/auth/limits: the IP (via the trusted proxies only)
 //     is the default identity and feeds the allowlist.
-//  5. CORS answers preflights for any path and never blocks same-origin or
+//  6. CORS answers preflights for any path and never blocks same-origin or
 //     non-browser calls: CORS is not authentication.
-//  6. Health and readiness are registered before the protected group: probes
+//  7. Health and readiness are registered before the protected group: probes
 //     never need credentials and never touch Redis or the upstream.
-//  7. In the protected group: Shed (cheap refusal before reading bodies),
-//     Body (type and size checks, read once), then Authn (IP allowlist, HMAC
-//     over the same bytes, JWT). Rate limits run inside the handlers, because
+//  8. In the protected group: Shed (cheap refusal before reading bodies,
+//     global and per client address), Body (type and size checks, read once,
+//     with a deadline that must be earned by progress), then Authn (IP
+//     allowlist, HMAC over the same bytes, JWT); once authenticated, the
+//     request gives its per-address pre-auth slot back. Rate limits run inside the handlers, because
 //     one admission round trip needs the parsed body's token estimate.
 func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
@@ -240,7 +256,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	}
 
 	h := s.handlers
-	e.Use(middleware.Recover(s.log), middleware.RequestID(), middleware.AccessLog(s.log),
+	e.Use(middleware.Recover(s.log), middleware.WriteDeadline(s.cfg.Safety.WriteTimeout), middleware.RequestID(), middleware.AccessLog(s.log),
 		middleware.Metrics(s.metrics), middleware.ClientIP(), middleware.CORS(s.cfg.CORSOrigins))
 	e.GET("/health", h.Health())
 	e.GET("/ready", h.Ready())
@@ -259,15 +275,16 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 		allow = auth.NewAllowlist(s.cfg.IPAllowlist)
 	}
 	authn := middleware.Authn(middleware.AuthnConfig{Allowlist: allow, JWT: jwtV, HMAC: hv, Required: s.cfg.AuthRequired, Metrics: s.metrics, Log: s.log})
-	shed := middleware.Shed(s.cfg.MaxInflight, s.metrics, s.log)
+	shed, authenticated := middleware.Shed(middleware.ShedConfig{Max: s.cfg.MaxInflight, PerAddress: s.cfg.Safety.MaxInflightPerAddress, Metrics: s.metrics, Log: s.log})
+	progress := middleware.ReadProgress{Timeout: s.cfg.Safety.BodyTimeout, MinRate: s.cfg.Safety.BodyMinRate}
 
-	api := e.Group("/api", shed, middleware.Body(s.cfg.MaxAPIBodyBytes, s.log), authn)
+	api := e.Group("/api", shed, middleware.Body(s.cfg.MaxAPIBodyBytes, progress, s.log), authn, authenticated)
 	api.POST("/query", h.Query())
 	api.POST("/analytics-query", h.AnalyticsQuery())
 	api.GET("/analytics-query-types", h.AnalyticsQueryTypes())
 	api.GET("/rate-limit-status", h.RateLimitStatus())
 
-	v1 := e.Group("/v1", shed, middleware.Body(s.cfg.MaxBodyBytes, s.log), authn)
+	v1 := e.Group("/v1", shed, middleware.Body(s.cfg.MaxBodyBytes, progress, s.log), authn, authenticated)
 	v1.POST("/messages", h.Messages())
 	v1.POST("/messages/count_tokens", h.CountTokens())
 	v1.GET("/models", h.Models())
@@ -298,6 +315,7 @@ func (s *Server) readyCheck() (bool, map[string]any) {
 		backend = "degraded"
 	}
 	body := map[string]any{"ratelimit": backend, "upstream": upstream, "version": s.cfg.Version}
+	s.readyRedis(body, backend)
 	switch {
 	case s.draining.Load():
 		body["status"] = "draining"
