@@ -102,15 +102,19 @@ func TestCSIRotationReachesTheNextCallWithoutRestart(t *testing.T) {
 	code, _, b := post(t, gw.URL+"/api/query", nil, query)
 	require.Equal(t, http.StatusBadGateway, code, "the upstream refused the revoked key")
 	require.NotContains(t, string(b), revoked)
+	// Log lines are batched for up to 100 ms, so count loads explicitly: each
+	// publish below must add exactly one "loaded" line to those already seen.
+	loads := 1
+	require.Eventually(t, func() bool { return logCount("api key loaded from file") >= loads }, 10*time.Second, 20*time.Millisecond)
 
 	// rotate swaps in key and returns the x-api-key of the first upstream call made after
 	// the gateway logged the reload, and that call's status at the caller.
 	rotate := func(key string) (string, int, time.Duration) {
 		t.Helper()
-		loads := logCount("api key loaded from file")
+		loads++
 		start := time.Now()
 		vol.publish(map[string]string{"api-key": key + "\n"})
-		require.Eventually(t, func() bool { return logCount("api key loaded from file") > loads }, 10*time.Second, 20*time.Millisecond,
+		require.Eventually(t, func() bool { return logCount("api key loaded from file") >= loads }, 10*time.Second, 20*time.Millisecond,
 			"the running gateway reloads the swapped file")
 		took := time.Since(start)
 		before := len(mock.Requests(t))
