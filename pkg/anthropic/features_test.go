@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -220,4 +221,95 @@ func BenchmarkDetectFeaturesLargeBody(b *testing.B) {
 			b.Fatal(f)
 		}
 	}
+}
+
+// refCount is the reference for scanBlocks: encoding/json and a map walk.
+func refCount(v any, depth int, f *Features) {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			refCount(e, depth+1, f)
+		}
+	case map[string]any:
+		if depth > maxScanDepth {
+			return
+		}
+		typ, _ := x["type"].(string)
+		st := ""
+		if src, ok := x["source"].(map[string]any); ok {
+			st, _ = src["type"].(string)
+		}
+		switch {
+		case typ == "container_upload":
+			f.ContainerUploads++
+		case typ == "document" && st == "url":
+			f.URLDocuments++
+		case typ == "document" && st == "file":
+			f.FileDocuments++
+		case typ == "image" && st == "url":
+			f.URLImages++
+		case typ == "image" && st == "file":
+			f.FileImages++
+		}
+		for k, e := range x {
+			if k != "input" {
+				refCount(e, depth+1, f)
+			}
+		}
+	}
+}
+
+func jsonDepth(b []byte) int {
+	d, best := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			d++
+			best = max(best, d)
+		case '}', ']':
+			d--
+		}
+	}
+	return best
+}
+
+// FuzzFeaturesAndEstimate: no input panics the estimator or the feature
+// scan, and the one-pass scan counts what encoding/json sees.
+func FuzzFeaturesAndEstimate(f *testing.F) {
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"u"}}]}]}`))
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"source":{"type":"\u0066ile"},"type":"image"},{"type":"tool_use","input":{"type":"document","source":{"type":"url"}}}]}]}`))
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}}]}]}`))
+	f.Add([]byte(`{"messages":[{"content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0xLjcKMSAwIG9iaiA8PCAvVHlwZSAvUGFnZSA+PgplbmRvYmoKL0NvdW50IDMgCg=="}}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if EstimateInputTokens(body) < 1 {
+			t.Fatal("estimate below 1")
+		}
+		req, err := ParseMessageRequest(body)
+		if err != nil {
+			return
+		}
+		got, err := DetectFeatures(req, nil)
+		if err != nil || len(req.Messages) == 0 || jsonDepth(req.Messages) > maxScanDepth-2 {
+			return
+		}
+		var v any
+		if json.Unmarshal(req.Messages, &v) != nil {
+			return
+		}
+		var want Features
+		refCount(v, 1, &want)
+		if !mayFetch(req.Messages) {
+			return
+		}
+		if got.URLDocuments != want.URLDocuments || got.FileDocuments != want.FileDocuments || got.URLImages != want.URLImages ||
+			got.FileImages != want.FileImages || got.ContainerUploads != want.ContainerUploads {
+			t.Fatalf("scan %+v, encoding/json %+v", got, want)
+		}
+	})
 }
