@@ -158,6 +158,13 @@ func TestReserveHandComputed(t *testing.T) {
 		// Fast on a model without a documented multiplier: bounded at 6x.
 		{"fast, undocumented multiplier", "claude-opus-5-5", Features{Speed: "fast"}, 1000, 1000, (1000*8 + 1000*20) / 1e6 * 6, 1000, false},
 		{"plain", "claude-haiku-4-5", Features{}, 1000, 1000, (1000*2 + 1000*5) / 1e6, 1000, false},
+		// Haiku 5.5's tier follows the prompt: 95k in, 10k out stays short
+		// ($0.20 1h writes, $0.50 out); with a server tool the output may
+		// join a later prompt, so the same call is long ($1, $2.50 out).
+		{"haiku 5.5 prompt under 100k", "claude-haiku-5-5", Features{}, 95_000, 10_000, (95_000*0.20 + 10_000*0.50) / 1e6, 95_000, false},
+		{"haiku 5.5 loop can pass 100k", "claude-haiku-5-5",
+			Features{ServerTools: []ServerTool{{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 1}}}, 70_000, 10_000,
+			(95_000*1+105_000*0.50+10_000*2.50)/1e6 + 0.01, 95_000 + 105_000, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

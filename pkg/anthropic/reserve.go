@@ -54,8 +54,8 @@ func (r Reservation) Tokens() int64 { return r.InputTokens() + r.OutputTokens }
 // document, image, upload and server tool use, priced at the dearest input
 // rate (a 1-hour cache write); with RereadPerToolUse each server tool use
 // reads the prompt and the output again at the input rate. Every token is
-// priced at the long-context tier when one iteration's prompt plus output
-// could reach its threshold, times the fast-mode multiplier (the documented
+// priced at the long-context tier when one iteration's prompt (plus the
+// output so far, in a server-tool loop) could reach its threshold, times the fast-mode multiplier (the documented
 // one, else MaxFastMultiplier) and the inference_geo multiplier; server tool
 // fees are added for every allowed use.
 func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
@@ -82,7 +82,13 @@ func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
 	if pol.RereadPerToolUse {
 		r.RereadTokens = r.ServerToolUses * (prompt + r.OutputTokens)
 	}
-	rate, long := p.tier(prompt + r.OutputTokens)
+	// The tier follows the prompt; in a server-tool loop a later
+	// iteration's prompt also holds the output written so far.
+	longest := prompt
+	if r.ServerToolUses > 0 {
+		longest += r.OutputTokens
+	}
+	rate, long := p.tier(longest)
 	r.LongContext = long
 	if f.Speed == "fast" {
 		r.SpeedMultiplier = p.FastMultiplier
