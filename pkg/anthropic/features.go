@@ -410,13 +410,23 @@ func unescapeShort(s, dst []byte) ([]byte, bool) {
 func (f Features) ServerToolUses(defaultUses int64) int64 {
 	var n int64
 	for _, t := range f.ServerTools {
-		if t.MaxUses > 0 {
-			n += t.MaxUses
-		} else {
-			n += defaultUses
-		}
+		n += t.uses(defaultUses)
 	}
 	return n
+}
+
+// maxCountedUses caps a tool's max_uses in the arithmetic, so a huge value
+// (allowed when the policy sets no cap) cannot overflow; at this many uses
+// the reservation is far beyond any budget anyway.
+const maxCountedUses = 100_000
+
+// uses is the tool's max_uses, or defaultUses without one.
+func (t ServerTool) uses(defaultUses int64) int64 {
+	u := t.MaxUses
+	if u <= 0 {
+		u = defaultUses
+	}
+	return min(max(u, 0), maxCountedUses)
 }
 
 // priceChangingBetas are the anthropic-beta prefixes that change what a
@@ -609,6 +619,27 @@ func quoteFeature(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// perUseTokens is the input one use of a server tool may add.
+func (pol FeaturePolicy) perUseTokens(t ServerTool) int64 {
+	b := pol.Bounds
+	switch t.Kind {
+	case ToolWebSearch:
+		return b.WebSearchTokens
+	case ToolWebFetch:
+		if t.MaxContentTokens > 0 && t.MaxContentTokens < b.WebFetchTokens {
+			return t.MaxContentTokens
+		}
+		return b.WebFetchTokens
+	case ToolCodeExecution:
+		return b.CodeExecTokens
+	case ToolSearch:
+		return b.ToolSearchTokens
+	case ToolMCP:
+		return b.MCPServerTokens
+	}
+	return b.OtherToolTokens
+}
+
 // HiddenInputTokens is the input the request makes the API fetch, as
 // reserved under the policy's bounds: per fetched document, image and
 // upload, plus per server tool use (max_uses, or DefaultMaxUses).
@@ -618,26 +649,8 @@ func (pol FeaturePolicy) HiddenInputTokens(f Features) int64 {
 		int64(f.URLImages+f.FileImages)*b.ImageTokens +
 		int64(f.ContainerUploads+f.Skills)*b.ContainerTokens
 	for _, t := range f.ServerTools {
-		uses := t.MaxUses
-		if uses <= 0 {
-			uses = pol.DefaultMaxUses
-		}
-		per := b.OtherToolTokens
-		switch t.Kind {
-		case ToolWebSearch:
-			per = b.WebSearchTokens
-		case ToolWebFetch:
-			per = b.WebFetchTokens
-			if t.MaxContentTokens > 0 && t.MaxContentTokens < per {
-				per = t.MaxContentTokens
-			}
-		case ToolCodeExecution:
-			per = b.CodeExecTokens
-		case ToolSearch:
-			per = b.ToolSearchTokens
-		case ToolMCP:
-			per = b.MCPServerTokens
-		}
+		uses := t.uses(pol.DefaultMaxUses)
+		per := pol.perUseTokens(t)
 		n += uses * per
 	}
 	if f.MCPServers > 0 {

@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -143,20 +144,29 @@ func TestReserveHandComputed(t *testing.T) {
 		{"url document", "claude-sonnet-4-6", urlDoc, 1000, 1000, (401_000*6 + 1000*15) / 1e6, 401_000, false},
 		// Crosses 200k on Sonnet 4.5: the long tier ($12 1h writes, $22.50 out).
 		{"url document, long context", "claude-sonnet-4-5", urlDoc, 1000, 1000, (401_000*12 + 1000*22.5) / 1e6, 401_000, true},
-		// Web search ×2 on Opus 4.6, fast and US: prompt 1,000 + 2·25,000;
-		// two re-reads of prompt+output (2 · 52,000) at $5; output at $25;
-		// ×6 ×1.1; plus 2 searches at $0.01.
+		// Web search ×2 on Opus 4.6, fast and US: prompt 1,000 + 2·25,000
+		// at $10; the two later iterations read again 1,000 + 1,000 output
+		// each, and the second also the first search's 25,000 (29,000 at
+		// $5); output at $25; ×6 ×1.1; plus 2 searches at $0.01.
 		{"web search, fast, us", "claude-opus-4-6",
 			Features{ServerTools: []ServerTool{{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 2}}, Speed: "fast", InferenceGeo: "us"},
-			1000, 1000, (51_000*10+104_000*5+1000*25)/1e6*6*1.1 + 0.02, 51_000 + 104_000, false},
-		// web_fetch without max_uses: 10 uses of max_content_tokens 10,000;
-		// 10 re-reads of 101,000+500 on Haiku 4.5 (writes $2, input $1, out $5).
+			1000, 1000, (51_000*10+29_000*5+1000*25)/1e6*6*1.1 + 0.02, 51_000 + 29_000, false},
+		// web_fetch without max_uses: 10 uses of max_content_tokens 10,000
+		// on Haiku 4.5 (writes $2, input $1, out $5). Re-reads: 10 · (1,000
+		// + 500) plus the earlier fetches, 10,000 · (0+1+…+9) = 450,000.
 		{"web fetch default uses, max_content_tokens", "claude-haiku-4-5",
 			Features{ServerTools: []ServerTool{{Type: "web_fetch_20250910", Kind: ToolWebFetch, MaxContentTokens: 10_000}}},
-			1000, 500, (101_000*2 + 10*101_500*1 + 500*5) / 1e6, 101_000 + 1_015_000, false},
+			1000, 500, (101_000*2 + 465_000*1 + 500*5) / 1e6, 101_000 + 465_000, false},
 		// Fast on a model without a documented multiplier: bounded at 6x.
 		{"fast, undocumented multiplier", "claude-opus-5-5", Features{Speed: "fast"}, 1000, 1000, (1000*8 + 1000*20) / 1e6 * 6, 1000, false},
 		{"plain", "claude-haiku-4-5", Features{}, 1000, 1000, (1000*2 + 1000*5) / 1e6, 1000, false},
+		// Haiku 5.5's tier follows the prompt: 95k in, 10k out stays short
+		// ($0.20 1h writes, $0.50 out); with a server tool the output may
+		// join a later prompt, so the same call is long ($1, $2.50 out).
+		{"haiku 5.5 prompt under 100k", "claude-haiku-5-5", Features{}, 95_000, 10_000, (95_000*0.20 + 10_000*0.50) / 1e6, 95_000, false},
+		{"haiku 5.5 loop can pass 100k", "claude-haiku-5-5",
+			Features{ServerTools: []ServerTool{{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 1}}}, 70_000, 10_000,
+			(95_000*1+80_000*0.50+10_000*2.50)/1e6 + 0.01, 95_000 + 80_000, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,6 +178,20 @@ func TestReserveHandComputed(t *testing.T) {
 			require.Equal(t, tt.long, r.LongContext)
 		})
 	}
+}
+
+// TestReserveHugeMaxUses: with no cap in the policy, a max_uses far beyond
+// any budget neither overflows nor shrinks the reservation.
+func TestReserveHugeMaxUses(t *testing.T) {
+	pol := DefaultFeaturePolicy()
+	pol.MaxUses = 0
+	f := Features{ServerTools: []ServerTool{{Type: "web_search_20250305", Kind: ToolWebSearch, MaxUses: 1 << 62}}}
+	r, err := DefaultPrices().Reserve(ReserveInput{Model: "claude-haiku-4-5", Features: f, Policy: pol})
+	require.NoError(t, err)
+	const u = maxCountedUses
+	require.Equal(t, int64(u*25_000+25_000*u*(u-1)/2), r.InputTokens())
+	require.InEpsilon(t, (u*25_000*2.0+25_000*u*(u-1)/2.0)/1e6+u*0.01, r.CostUSD, 1e-9)
+	require.Greater(t, r.CostUSD, 1e5)
 }
 
 func TestReserveRefusals(t *testing.T) {
@@ -220,4 +244,95 @@ func BenchmarkDetectFeaturesLargeBody(b *testing.B) {
 			b.Fatal(f)
 		}
 	}
+}
+
+// refCount is the reference for scanBlocks: encoding/json and a map walk.
+func refCount(v any, depth int, f *Features) {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			refCount(e, depth+1, f)
+		}
+	case map[string]any:
+		if depth > maxScanDepth {
+			return
+		}
+		typ, _ := x["type"].(string)
+		st := ""
+		if src, ok := x["source"].(map[string]any); ok {
+			st, _ = src["type"].(string)
+		}
+		switch {
+		case typ == "container_upload":
+			f.ContainerUploads++
+		case typ == "document" && st == "url":
+			f.URLDocuments++
+		case typ == "document" && st == "file":
+			f.FileDocuments++
+		case typ == "image" && st == "url":
+			f.URLImages++
+		case typ == "image" && st == "file":
+			f.FileImages++
+		}
+		for k, e := range x {
+			if k != "input" {
+				refCount(e, depth+1, f)
+			}
+		}
+	}
+}
+
+func jsonDepth(b []byte) int {
+	d, best := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			d++
+			best = max(best, d)
+		case '}', ']':
+			d--
+		}
+	}
+	return best
+}
+
+// FuzzFeaturesAndEstimate: no input panics the estimator or the feature
+// scan, and the one-pass scan counts what encoding/json sees.
+func FuzzFeaturesAndEstimate(f *testing.F) {
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"u"}}]}]}`))
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"source":{"type":"\u0066ile"},"type":"image"},{"type":"tool_use","input":{"type":"document","source":{"type":"url"}}}]}]}`))
+	f.Add([]byte(`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}}]}]}`))
+	f.Add([]byte(`{"messages":[{"content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0xLjcKMSAwIG9iaiA8PCAvVHlwZSAvUGFnZSA+PgplbmRvYmoKL0NvdW50IDMgCg=="}}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if EstimateInputTokens(body) < 1 {
+			t.Fatal("estimate below 1")
+		}
+		req, err := ParseMessageRequest(body)
+		if err != nil {
+			return
+		}
+		got, err := DetectFeatures(req, nil)
+		if err != nil || len(req.Messages) == 0 || jsonDepth(req.Messages) > maxScanDepth-2 {
+			return
+		}
+		var v any
+		if json.Unmarshal(req.Messages, &v) != nil {
+			return
+		}
+		var want Features
+		refCount(v, 1, &want)
+		if !mayFetch(req.Messages) {
+			return
+		}
+		if got.URLDocuments != want.URLDocuments || got.FileDocuments != want.FileDocuments || got.URLImages != want.URLImages ||
+			got.FileImages != want.FileImages || got.ContainerUploads != want.ContainerUploads {
+			t.Fatalf("scan %+v, encoding/json %+v", got, want)
+		}
+	})
 }

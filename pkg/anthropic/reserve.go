@@ -54,8 +54,8 @@ func (r Reservation) Tokens() int64 { return r.InputTokens() + r.OutputTokens }
 // document, image, upload and server tool use, priced at the dearest input
 // rate (a 1-hour cache write); with RereadPerToolUse each server tool use
 // reads the prompt and the output again at the input rate. Every token is
-// priced at the long-context tier when one iteration's prompt plus output
-// could reach its threshold, times the fast-mode multiplier (the documented
+// priced at the long-context tier when one iteration's prompt (plus the
+// output so far, in a server-tool loop) could reach its threshold, times the fast-mode multiplier (the documented
 // one, else MaxFastMultiplier) and the inference_geo multiplier; server tool
 // fees are added for every allowed use.
 func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
@@ -80,9 +80,15 @@ func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
 	}
 	prompt := r.VisibleInputTokens + r.HiddenInputTokens
 	if pol.RereadPerToolUse {
-		r.RereadTokens = r.ServerToolUses * (prompt + r.OutputTokens)
+		r.RereadTokens = rereads(f, pol, prompt, r.OutputTokens, r.ServerToolUses)
 	}
-	rate, long := p.tier(prompt + r.OutputTokens)
+	// The tier follows the prompt; in a server-tool loop a later
+	// iteration's prompt also holds the output written so far.
+	longest := prompt
+	if r.ServerToolUses > 0 {
+		longest += r.OutputTokens
+	}
+	rate, long := p.tier(longest)
 	r.LongContext = long
 	if f.Speed == "fast" {
 		r.SpeedMultiplier = p.FastMultiplier
@@ -95,10 +101,7 @@ func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
 		float64(r.OutputTokens)*rate.Output
 	var searches, execs int64
 	for _, st := range f.ServerTools {
-		uses := st.MaxUses
-		if uses <= 0 {
-			uses = pol.DefaultMaxUses
-		}
+		uses := st.uses(pol.DefaultMaxUses)
 		switch st.Kind {
 		case ToolWebSearch:
 			searches += uses
@@ -112,4 +115,35 @@ func (t PriceTable) Reserve(in ReserveInput) (Reservation, error) {
 	r.FeesUSD = float64(searches)*WebSearchUSD + float64(execs)*CodeExecutionUSD
 	r.CostUSD = micros/1e6*r.SpeedMultiplier*r.GeoMultiplier + r.FeesUSD
 	return r, nil
+}
+
+// rereads bounds the input a server-tool loop reads again. Iteration k
+// (k = 1…U, one per use) reads the prompt as it stood before the call, the
+// output so far, and the results of the uses before it (each result's own
+// first reading is in the prompt already): U·(base + output) plus
+// Σ min((k−1)·largest result, all results).
+func rereads(f Features, pol FeaturePolicy, prompt, output, uses int64) int64 {
+	if uses <= 0 {
+		return 0
+	}
+	var results, largest int64
+	for _, t := range f.ServerTools {
+		per := pol.perUseTokens(t)
+		results += t.uses(pol.DefaultMaxUses) * per
+		largest = max(largest, per)
+	}
+	if f.MCPServers > 0 {
+		results += int64(f.MCPServers) * pol.DefaultMaxUses * pol.Bounds.MCPServerTokens
+		largest = max(largest, pol.Bounds.MCPServerTokens)
+	}
+	base := prompt - results
+	n := uses * (base + output)
+	if largest <= 0 {
+		return n
+	}
+	// Terms grow by largest until they reach results, then stay there.
+	q := min(uses, results/largest+1)
+	n += largest * q * (q - 1) / 2
+	n += (uses - q) * results
+	return n
 }

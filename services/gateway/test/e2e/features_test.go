@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,5 +289,50 @@ limits:
 			t.Logf("figure: %s reserved $%.4f, upstream billed $%.4f", tt.name, reserved, billed)
 			require.GreaterOrEqual(t, reserved, billed, "the reservation covers the bill")
 		})
+	}
+}
+
+// TestFeaturePolicyPerTier: the JWT tier claim picks the tier's feature
+// policy; a tier without one gets the default.
+func TestFeaturePolicyPerTier(t *testing.T) {
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-haiku-4-5]
+  default: claude-haiku-4-5
+limits:
+  requests: "100/60s"
+tiers:
+  free:
+    requests: "100/60s"
+features:
+  tiers:
+    free: {url_sources: false, server_tools: []}
+`)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=", "KEYWARD_JWT_SECRET="+jwtSecret)
+	mint := func(args ...string) string {
+		cmd := exec.Command(filepath.Join(testenv.Binaries(t), "gateway"), append([]string{"token", "--ttl", "10m"}, args...)...)
+		cmd.Env = []string{"KEYWARD_JWT_SECRET=" + jwtSecret}
+		cmd.Dir = t.TempDir()
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		return strings.TrimSpace(string(out))
+	}
+	free, paid := mint("--sub", "erin", "--tier", "free"), mint("--sub", "frank")
+	urlDoc := `{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://e/a.pdf"}},{"type":"text","text":"sum"}]}]}`
+	search := `{"model":"claude-haiku-4-5","max_tokens":100,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":1}],"messages":[{"role":"user","content":"news"}]}`
+	for _, tt := range []struct {
+		tok, body string
+		code      int
+		want      string
+	}{
+		{free, urlDoc, http.StatusBadRequest, "url source"},
+		{free, search, http.StatusBadRequest, `tool \"web_search_20250305\"`},
+		{paid, urlDoc, http.StatusOK, ""},
+		{paid, search, http.StatusOK, ""},
+	} {
+		code, _, b := post(t, gw.URL+"/v1/messages", map[string]string{"Authorization": "Bearer " + tt.tok}, tt.body)
+		require.Equal(t, tt.code, code, string(b))
+		require.Contains(t, string(b), tt.want)
 	}
 }
