@@ -104,6 +104,29 @@ export function cases(env) {
       }
     }],
 
+    ['a tool_use answer, streamed with input_json_delta and in JSON', async () => {
+      const tools = [{
+        name: 'get_weather',
+        description: 'Weather for a city',
+        input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      }];
+      const req = { model: MODEL, max_tokens: 256, tools, messages: [{ role: 'user', content: 'Weather? [[mock:tool_use=get_weather]]' }] };
+      const stream = client().messages.stream(req);
+      let jsonDeltas = 0;
+      stream.on('inputJson', () => { jsonDeltas++; });
+      const final = await stream.finalMessage();
+      eq(final.stop_reason, 'tool_use', 'stop_reason');
+      const use = final.content.find((b) => b.type === 'tool_use');
+      check(use, 'a tool_use block: ' + JSON.stringify(final.content));
+      eq(use.name, 'get_weather', 'tool name');
+      check(use.id.startsWith('toolu_'), 'tool_use id');
+      check(typeof use.input === 'object' && use.input !== null, 'input parsed from the deltas');
+      check(jsonDeltas > 0, 'input_json_delta events');
+      const msg = await client().messages.create(req);
+      eq(msg.stop_reason, 'tool_use', 'stop_reason (JSON)');
+      eq(msg.content.find((b) => b.type === 'tool_use')?.name, 'get_weather', 'tool_use (JSON)');
+    }],
+
     ['an image block', async () => {
       const msg = await client().messages.create({
         model: MODEL,
