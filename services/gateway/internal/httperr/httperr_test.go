@@ -55,3 +55,10 @@ func TestFromV1LeavesOtherErrorsToFrom(t *testing.T) {
 	inv := Invalid("bad")
 	require.Same(t, inv, FromV1(inv))
 }
+
+func TestFromV1KeepsTheUpstreamsShouldRetry(t *testing.T) {
+	e := FromV1(&anthropic.APIError{Status: 529, Type: "overloaded_error", Message: "x", ShouldRetry: "false"})
+	require.Equal(t, "false", e.ShouldRetry)
+	e = FromV1(&anthropic.APIError{Status: 409, Type: "conflict_error", Message: "x", ShouldRetry: "true"})
+	require.Equal(t, "true", e.ShouldRetry)
+}
