@@ -210,7 +210,11 @@ func TestTypeScriptSDKInChromium(t *testing.T) {
 // talk to.
 func claude(t *testing.T, gatewayURL, token string, settings string, env ...string) (string, error) {
 	t.Helper()
-	home := t.TempDir()
+	return claudeIn(t, t.TempDir(), gatewayURL, token, settings, env...)
+}
+
+func claudeIn(t *testing.T, home, gatewayURL, token string, settings string, env ...string) (string, error) {
+	t.Helper()
 	if settings != "" {
 		require.NoError(t, os.MkdirAll(filepath.Join(home, ".claude"), 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(home, ".claude", "settings.json"), []byte(settings), 0o600))
@@ -232,6 +236,13 @@ func claude(t *testing.T, gatewayURL, token string, settings string, env ...stri
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// waitLog waits for an access-log line: the gateway writes its log through
+// a buffer, so a line may land shortly after the response.
+func waitLog(t *testing.T, gw *testenv.Gateway, re *regexp.Regexp, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return re.MatchString(gw.Logs()) }, 5*time.Second, 20*time.Millisecond, msg)
 }
 
 func messagesCalls(t *testing.T, mock *testenv.Proc) []testenv.MockRequest {
@@ -275,7 +286,7 @@ func TestClaudeCodeCLI(t *testing.T) {
 		require.Empty(t, h.Get("Authorization"), "the caller's token never goes upstream")
 		require.Contains(t, h.Get("Anthropic-Beta"), "claude-code-", "betas forwarded")
 		require.True(t, strings.HasPrefix(h.Get("User-Agent"), "keyward/"), "the gateway's User-Agent: %q", h.Get("User-Agent"))
-		require.Regexp(t, `"session_id":"[0-9a-f-]{36}"`, gw.Logs(), "the Claude Code session id is in the access log")
+		waitLog(t, gw, regexp.MustCompile(`"session_id":"[0-9a-f-]{36}"`), "the Claude Code session id is in the access log")
 	})
 
 	t.Run("auth required with a minted JWT", func(t *testing.T) {
@@ -284,7 +295,7 @@ func TestClaudeCodeCLI(t *testing.T) {
 		out, err := claude(t, gw.URL, mintToken(t, "dev-alice"), "")
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
-		require.Contains(t, gw.Logs(), `"identity":"sub:dev-alice"`, "limits apply per developer")
+		waitLog(t, gw, regexp.MustCompile(`"identity":"sub:dev-alice"`), "limits apply per developer")
 
 		mock.MockPost(t, "/_mock/reset", `{}`)
 		start := time.Now()
@@ -295,7 +306,29 @@ func TestClaudeCodeCLI(t *testing.T) {
 		// gives up at once instead of retrying a bad token for minutes.
 		require.Less(t, time.Since(start), 30*time.Second, "refused promptly")
 		require.Empty(t, messagesCalls(t, mock), "nothing reached the upstream")
-		require.Contains(t, gw.Logs(), `"status":401`)
+		waitLog(t, gw, regexp.MustCompile(`"status":401`), "the refusal is logged")
+	})
+
+	t.Run("gateway model discovery lists what the gateway allows", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "keyward.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("models:\n  allowed: [claude-sonnet-4-5, claude-haiku-4-5]\n  aliases:\n    claude-team-default: claude-sonnet-4-5\n"), 0o600))
+		gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg)
+		home := t.TempDir()
+		out, err := claudeIn(t, home, gw.URL, "anything", "", "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1")
+		require.NoError(t, err, out)
+		b, err := os.ReadFile(filepath.Join(home, ".claude", "cache", "gateway-models.json"))
+		require.NoError(t, err, "Claude Code cached the gateway's model list")
+		var cache struct {
+			Models []struct {
+				ID string `json:"id"`
+			} `json:"models"`
+		}
+		require.NoError(t, json.Unmarshal(b, &cache), string(b))
+		var ids []string
+		for _, m := range cache.Models {
+			ids = append(ids, m.ID)
+		}
+		require.ElementsMatch(t, []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-team-default"}, ids)
 	})
 
 	t.Run("apiKeyHelper runs gateway token --helper", func(t *testing.T) {
@@ -307,6 +340,6 @@ func TestClaudeCodeCLI(t *testing.T) {
 		out, err := claude(t, gw.URL, "", string(settings), "KEYWARD_JWT_SECRET="+jwtSecret)
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
-		require.Contains(t, gw.Logs(), `"identity":"sub:dev-carol"`)
+		waitLog(t, gw, regexp.MustCompile(`"identity":"sub:dev-carol"`), "the helper's sub is the identity")
 	})
 }
