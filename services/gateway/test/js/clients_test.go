@@ -25,7 +25,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/stacktest"
 	"github.com/keyward/keyward/services/gateway/internal/testenv"
 )
 
@@ -42,7 +41,9 @@ var (
 func deps(t *testing.T) {
 	t.Helper()
 	depsOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(stacktest.RepoRoot(t), "scripts", "clients-deps.sh"))
+		// The test runs in this package's directory, four levels below the
+		// repository root.
+		cmd := exec.Command(filepath.Join("..", "..", "..", "..", "scripts", "clients-deps.sh"))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			depsErr = err
