@@ -241,6 +241,22 @@ export function cases(env) {
       check(Date.now() - t0 < 15_000, 'bounded');
     }],
 
+    ['an always-529 upstream: one SDK call, at most 3 upstream calls', async () => {
+      if (!env.mock) return; // counts the mock's calls: Node only
+      await env.mock.reset();
+      await env.mock.config({ status: 529 });
+      try {
+        const err = await rejects(client().messages.create(user('overloaded')), 'always 529');
+        check(err instanceof Anthropic.InternalServerError, 'InternalServerError for a 529, got ' + err?.constructor?.name);
+        eq(err.status, 529, 'status');
+        eq(err.error?.error?.type, 'overloaded_error', 'error.type');
+        check(String(err.requestID).startsWith('req_'), 'requestID');
+        eq((await env.mock.stats()).by_path['/v1/messages'], 3, "the SDK's own 3 attempts, no gateway retries on top");
+      } finally {
+        await env.mock.config({});
+      }
+    }],
+
     ['abort cancels the stream and the upstream call', async () => {
       const c = client({ maxRetries: 0 });
       const before = env.mock ? (await env.mock.stats()).cancelled : 0;
