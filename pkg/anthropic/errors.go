@@ -163,6 +163,23 @@ func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Durat
 		e.Message = fmt.Sprintf("upstream returned HTTP %d", status)
 	}
 	e.RequestID = sanitizeToken(e.RequestID)
+	return scrubKey(e, key)
+}
+
+// scrubKey drops identifier fields that carry the key: sanitizeToken keeps
+// any identifier-shaped value, and an upstream (or something posing as one)
+// can echo the key it received there. These fields reach callers verbatim
+// on /v1/*, as error.type and request-id.
+func scrubKey(e *APIError, key string) *APIError {
+	if key == "" {
+		return e
+	}
+	if strings.Contains(e.Type, key) || keyPattern.MatchString(e.Type) {
+		e.Type = typeForStatus(e.Status)
+	}
+	if strings.Contains(e.RequestID, key) || keyPattern.MatchString(e.RequestID) {
+		e.RequestID = ""
+	}
 	return e
 }
 
