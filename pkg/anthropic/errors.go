@@ -77,6 +77,9 @@ type APIError struct {
 	Message    string        // error.message, redacted and truncated
 	RequestID  string        // the upstream request-id header (or body field)
 	RetryAfter time.Duration // from retry-after-ms / retry-after, 0 when absent
+	// ShouldRetry is the upstream's x-should-retry verdict ("true",
+	// "false"), "" when it sent none: passed on to callers that retry.
+	ShouldRetry string
 	// SpendLimit is set for the tier spend cap (429 with error_code
 	// enforced_spend_limit_reached) and for the 400 of a user-set spend
 	// limit: the server's account cannot spend more, whoever the caller is.
@@ -134,6 +137,12 @@ func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Durat
 		RequestID:  h.Get("request-id"),
 		RetryAfter: retryAfter,
 	}
+	switch strings.ToLower(strings.TrimSpace(h.Get("x-should-retry"))) {
+	case "true":
+		e.ShouldRetry = "true"
+	case "false":
+		e.ShouldRetry = "false"
+	}
 	var j upstreamErrorJSON
 	if err := json.Unmarshal(body, &j); err == nil && j.Error.Type != "" {
 		e.Type = rd.Token(j.Error.Type)
@@ -155,6 +164,23 @@ func parseAPIError(status int, h http.Header, body []byte, retryAfter time.Durat
 		e.Message = fmt.Sprintf("upstream returned HTTP %d", status)
 	}
 	e.RequestID = rd.Token(e.RequestID)
+	return scrubKey(e, key)
+}
+
+// scrubKey drops identifier fields that carry the key: sanitizeToken keeps
+// any identifier-shaped value, and an upstream (or something posing as one)
+// can echo the key it received there. These fields reach callers verbatim
+// on /v1/*, as error.type and request-id.
+func scrubKey(e *APIError, key string) *APIError {
+	if key == "" {
+		return e
+	}
+	if strings.Contains(e.Type, key) || keyPattern.MatchString(e.Type) {
+		e.Type = typeForStatus(e.Status)
+	}
+	if strings.Contains(e.RequestID, key) || keyPattern.MatchString(e.RequestID) {
+		e.RequestID = ""
+	}
 	return e
 }
 

@@ -281,9 +281,10 @@ func FromV1(err error) *Error {
 		out.Type = "api_error"
 	}
 	switch {
-	case ae.SpendLimit:
+	case ae.SpendLimit || ae.ShouldRetry == "false":
+		// The upstream's own verdict wins, as it does in the SDKs.
 		out.ShouldRetry = "false"
-	case ae.Retryable():
+	case ae.Retryable() || ae.ShouldRetry == "true":
 		out.ShouldRetry = "true"
 		if out.RetryAfter <= 0 {
 			// The upstream named no wait: a short one keeps every SDK

@@ -104,9 +104,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.SettlementsEstimated)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	// Both labels come from the configuration (allowed ids and aliases),
-	// counted only after the allowlist check, so their values are bounded.
+	// counted only after the allowlist check passed, so their values are bounded.
 	m.ModelRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "keyward_model_requests_total", Help: "Admitted /v1/messages calls by the model the caller sent (an alias or an id) and the upstream model it was routed to.",
+		Name: "keyward_model_requests_total", Help: "/v1/messages calls that passed validation, by the model the caller sent (an alias or an id) and the upstream model it was routed to.",
 	}, []string{"requested_model", "model"})
 	reg.MustRegister(m.ModelRequests)
 	return m

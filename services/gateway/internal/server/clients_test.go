@@ -245,3 +245,24 @@ func TestMaxTokensCeilingIsTheModelsMaximum(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, decodeErr(t, b).Error.Message, "32000 > 8192")
 }
+
+// An upstream that echoes the key it received into the error's type,
+// request_id and message: the pass-through keeps the status and drops the
+// key from every field and header.
+func TestV1PassThroughNeverEchoesTheServerKey(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, d := range []string{"status=429 echo_key_fields", "status=400 echo_key_fields", "status=529 echo_key_fields"} {
+		code, hdr, body := h.post("/v1/messages", message("claude-sonnet-4-5", "x [[mock:"+d+"]]"))
+		require.GreaterOrEqual(t, code, 400, d)
+		require.NotEqual(t, http.StatusBadGateway, code, "%s: a non-401 status passes through", d)
+		var all strings.Builder
+		all.Write(body)
+		for k, v := range hdr {
+			all.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+		require.NotContains(t, all.String(), "SERVERKEY", d)
+		e := decodeErr(t, body)
+		require.NotEmpty(t, e.Error.Type, d)
+		require.NotEmpty(t, hdr.Get("request-id"), "%s: the gateway's id stands in for a dropped upstream id", d)
+	}
+}

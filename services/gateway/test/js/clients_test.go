@@ -25,7 +25,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/stacktest"
 	"github.com/keyward/keyward/services/gateway/internal/testenv"
 )
 
@@ -42,7 +41,9 @@ var (
 func deps(t *testing.T) {
 	t.Helper()
 	depsOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(stacktest.RepoRoot(t), "scripts", "clients-deps.sh"))
+		// The test runs in this package's directory, four levels below the
+		// repository root.
+		cmd := exec.Command(filepath.Join("..", "..", "..", "..", "scripts", "clients-deps.sh"))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			depsErr = err
@@ -74,12 +75,14 @@ func nodeTest(t *testing.T, env []string, files ...string) int {
 	return counts["pass"]
 }
 
-func testEnv(gw *testenv.Gateway, mock *testenv.Proc, apiKey string) []string {
+func testEnv(t *testing.T, gw *testenv.Gateway, mock *testenv.Proc, apiKey string) []string {
 	return []string{
 		"KEYWARD_TEST_GATEWAY_URL=" + gw.URL,
 		"KEYWARD_TEST_MOCK_URL=" + mock.URL,
 		"KEYWARD_TEST_API_KEY=" + apiKey,
 		"KEYWARD_TEST_ALLOWED_MODELS=" + allowedModels,
+		// The mock serves HTTPS with a test CA; Node calls its admin API.
+		"NODE_EXTRA_CA_CERTS=" + testenv.TLSFiles(t).CA,
 	}
 }
 
@@ -113,7 +116,7 @@ func TestTypeScriptSDKInNode(t *testing.T) {
 				key = mintToken(t, "dev-sdk")
 			}
 			gw := testenv.StartGateway(t, mock.URL, append(mode.env, "KEYWARD_ALLOWED_MODELS="+allowedModels)...)
-			nodeTest(t, testEnv(gw, mock, key), "sdk.test.mjs")
+			nodeTest(t, testEnv(t, gw, mock, key), "sdk.test.mjs")
 		})
 	}
 }
@@ -122,7 +125,7 @@ func TestVercelAISDK(t *testing.T) {
 	deps(t)
 	mock := testenv.StartMock(t)
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_ALLOWED_MODELS="+allowedModels)
-	nodeTest(t, testEnv(gw, mock, "sk-ant-anything"), "ai-sdk.test.mjs")
+	nodeTest(t, testEnv(t, gw, mock, "sk-ant-anything"), "ai-sdk.test.mjs")
 }
 
 type browserResult struct {
@@ -210,7 +213,11 @@ func TestTypeScriptSDKInChromium(t *testing.T) {
 // talk to.
 func claude(t *testing.T, gatewayURL, token string, settings string, env ...string) (string, error) {
 	t.Helper()
-	home := t.TempDir()
+	return claudeIn(t, t.TempDir(), gatewayURL, token, settings, env...)
+}
+
+func claudeIn(t *testing.T, home, gatewayURL, token string, settings string, env ...string) (string, error) {
+	t.Helper()
 	if settings != "" {
 		require.NoError(t, os.MkdirAll(filepath.Join(home, ".claude"), 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(home, ".claude", "settings.json"), []byte(settings), 0o600))
@@ -232,6 +239,13 @@ func claude(t *testing.T, gatewayURL, token string, settings string, env ...stri
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// waitLog waits for an access-log line: the gateway writes its log through
+// a buffer, so a line may land shortly after the response.
+func waitLog(t *testing.T, gw *testenv.Gateway, re *regexp.Regexp, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return re.MatchString(gw.Logs()) }, 5*time.Second, 20*time.Millisecond, msg)
 }
 
 func messagesCalls(t *testing.T, mock *testenv.Proc) []testenv.MockRequest {
@@ -275,7 +289,7 @@ func TestClaudeCodeCLI(t *testing.T) {
 		require.Empty(t, h.Get("Authorization"), "the caller's token never goes upstream")
 		require.Contains(t, h.Get("Anthropic-Beta"), "claude-code-", "betas forwarded")
 		require.True(t, strings.HasPrefix(h.Get("User-Agent"), "keyward/"), "the gateway's User-Agent: %q", h.Get("User-Agent"))
-		require.Regexp(t, `"session_id":"[0-9a-f-]{36}"`, gw.Logs(), "the Claude Code session id is in the access log")
+		waitLog(t, gw, regexp.MustCompile(`"session_id":"[0-9a-f-]{36}"`), "the Claude Code session id is in the access log")
 	})
 
 	t.Run("auth required with a minted JWT", func(t *testing.T) {
@@ -284,7 +298,7 @@ func TestClaudeCodeCLI(t *testing.T) {
 		out, err := claude(t, gw.URL, mintToken(t, "dev-alice"), "")
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
-		require.Contains(t, gw.Logs(), `"identity":"sub:dev-alice"`, "limits apply per developer")
+		waitLog(t, gw, regexp.MustCompile(`"identity":"sub:dev-alice"`), "limits apply per developer")
 
 		mock.MockPost(t, "/_mock/reset", `{}`)
 		start := time.Now()
@@ -295,7 +309,29 @@ func TestClaudeCodeCLI(t *testing.T) {
 		// gives up at once instead of retrying a bad token for minutes.
 		require.Less(t, time.Since(start), 30*time.Second, "refused promptly")
 		require.Empty(t, messagesCalls(t, mock), "nothing reached the upstream")
-		require.Contains(t, gw.Logs(), `"status":401`)
+		waitLog(t, gw, regexp.MustCompile(`"status":401`), "the refusal is logged")
+	})
+
+	t.Run("gateway model discovery lists what the gateway allows", func(t *testing.T) {
+		cfg := filepath.Join(t.TempDir(), "keyward.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("models:\n  allowed: [claude-sonnet-4-5, claude-haiku-4-5]\n  aliases:\n    claude-team-default: claude-sonnet-4-5\n"), 0o600))
+		gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg)
+		home := t.TempDir()
+		out, err := claudeIn(t, home, gw.URL, "anything", "", "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1")
+		require.NoError(t, err, out)
+		b, err := os.ReadFile(filepath.Join(home, ".claude", "cache", "gateway-models.json"))
+		require.NoError(t, err, "Claude Code cached the gateway's model list")
+		var cache struct {
+			Models []struct {
+				ID string `json:"id"`
+			} `json:"models"`
+		}
+		require.NoError(t, json.Unmarshal(b, &cache), string(b))
+		var ids []string
+		for _, m := range cache.Models {
+			ids = append(ids, m.ID)
+		}
+		require.ElementsMatch(t, []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-team-default"}, ids)
 	})
 
 	t.Run("apiKeyHelper runs gateway token --helper", func(t *testing.T) {
@@ -307,6 +343,6 @@ func TestClaudeCodeCLI(t *testing.T) {
 		out, err := claude(t, gw.URL, "", string(settings), "KEYWARD_JWT_SECRET="+jwtSecret)
 		require.NoError(t, err, out)
 		require.Contains(t, out, "Mock answer from claude-sonnet-4-5")
-		require.Contains(t, gw.Logs(), `"identity":"sub:dev-carol"`)
+		waitLog(t, gw, regexp.MustCompile(`"identity":"sub:dev-carol"`), "the helper's sub is the identity")
 	})
 }

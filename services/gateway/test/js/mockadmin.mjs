@@ -13,6 +13,7 @@ export function mockAdmin(url) {
   return {
     reset: () => call('/_mock/reset', {}),
     faults: (queue) => call('/_mock/faults', { queue }),
+    config: (cfg) => call('/_mock/config', cfg),
     stats: () => call('/_mock/stats'),
     requests: async () => (await call('/_mock/requests')).requests,
   };

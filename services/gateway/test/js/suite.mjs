@@ -46,7 +46,7 @@ export function cases(env) {
       ...opts,
     });
 
-  return [
+  const all = [
     ['messages.create answers through the gateway', async () => {
       const msg = await client().messages.create(user('What is my MRR?'));
       eq(msg.type, 'message', 'type');
@@ -102,6 +102,29 @@ export function cases(env) {
         eq(last.tools[0].name, 'get_weather', 'tools forwarded unchanged');
         eq(last.messages[2].content[0].tool_use_id, 'toolu_01', 'tool_result forwarded');
       }
+    }],
+
+    ['a tool_use answer, streamed with input_json_delta and in JSON', async () => {
+      const tools = [{
+        name: 'get_weather',
+        description: 'Weather for a city',
+        input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      }];
+      const req = { model: MODEL, max_tokens: 256, tools, messages: [{ role: 'user', content: 'Weather? [[mock:tool_use=get_weather]]' }] };
+      const stream = client().messages.stream(req);
+      let jsonDeltas = 0;
+      stream.on('inputJson', () => { jsonDeltas++; });
+      const final = await stream.finalMessage();
+      eq(final.stop_reason, 'tool_use', 'stop_reason');
+      const use = final.content.find((b) => b.type === 'tool_use');
+      check(use, 'a tool_use block: ' + JSON.stringify(final.content));
+      eq(use.name, 'get_weather', 'tool name');
+      check(use.id.startsWith('toolu_'), 'tool_use id');
+      check(typeof use.input === 'object' && use.input !== null, 'input parsed from the deltas');
+      check(jsonDeltas > 0, 'input_json_delta events');
+      const msg = await client().messages.create(req);
+      eq(msg.stop_reason, 'tool_use', 'stop_reason (JSON)');
+      eq(msg.content.find((b) => b.type === 'tool_use')?.name, 'get_weather', 'tool_use (JSON)');
     }],
 
     ['an image block', async () => {
@@ -218,6 +241,22 @@ export function cases(env) {
       check(Date.now() - t0 < 15_000, 'bounded');
     }],
 
+    // Counts the mock's calls, so only where its admin API is reachable.
+    env.mock && ['an always-529 upstream: one SDK call, at most 3 upstream calls', async () => {
+      await env.mock.reset();
+      await env.mock.config({ status: 529 });
+      try {
+        const err = await rejects(client().messages.create(user('overloaded')), 'always 529');
+        check(err instanceof Anthropic.InternalServerError, 'InternalServerError for a 529, got ' + err?.constructor?.name);
+        eq(err.status, 529, 'status');
+        eq(err.error?.error?.type, 'overloaded_error', 'error.type');
+        check(String(err.requestID).startsWith('req_'), 'requestID');
+        eq((await env.mock.stats()).by_path['/v1/messages'], 3, "the SDK's own 3 attempts, no gateway retries on top");
+      } finally {
+        await env.mock.config({});
+      }
+    }],
+
     ['abort cancels the stream and the upstream call', async () => {
       const c = client({ maxRetries: 0 });
       const before = env.mock ? (await env.mock.stats()).cancelled : 0;
@@ -245,4 +284,5 @@ export function cases(env) {
       }
     }],
   ];
+  return all.filter(Boolean);
 }

@@ -159,6 +159,9 @@ func parseImageSize(s string) (w, h int, err error) {
 
 // imageSize is the size billed for an image the API fetches itself (by URL or file id).
 func (d *Directives) imageSize() (w, h int) {
+	if d.ImageSize == "" {
+		return defaultImageSide, defaultImageSide
+	}
 	if w, h, err := parseImageSize(d.ImageSize); err == nil {
 		return w, h
 	}

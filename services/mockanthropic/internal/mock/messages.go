@@ -245,10 +245,8 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request, c *call, bo
 		n = int64(*shape.InputTokens)
 	}
 	c.usage.input = n
-	var b [48]byte
-	out := append(b[:0], `{"input_tokens":`...)
-	out = strconv.AppendInt(out, n, 10)
-	out = append(out, '}')
 	c.status = http.StatusOK
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, marshal(struct {
+		InputTokens int64 `json:"input_tokens"`
+	}{n}))
 }

@@ -164,7 +164,11 @@ type fetchResultJSON struct {
 	} `json:"content"`
 }
 
-var emptyInput = json.RawMessage("{}")
+var (
+	emptyInput    = json.RawMessage("{}")
+	textStart     = &textJSON{Type: "text"} // shared, never modified
+	thinkingStart = &thinkingStartJSON{Type: "thinking"}
+)
 
 // blockJSON renders b as it appears in a Message's content, or with start as the
 // content_block_start event opens it (empty text, thinking and tool input, to be filled by
@@ -173,7 +177,7 @@ func blockJSON(b *replyBlock, start bool) any {
 	switch b.kind {
 	case kindThinking:
 		if start {
-			return &thinkingStartJSON{Type: "thinking"}
+			return thinkingStart
 		}
 		return &thinkingJSON{Type: "thinking", Thinking: b.text, Signature: b.signature}
 	case kindRedactedThinking:
@@ -198,7 +202,7 @@ func blockJSON(b *replyBlock, start bool) any {
 		return j
 	}
 	if start {
-		return &textJSON{Type: "text"}
+		return textStart
 	}
 	return &textJSON{Type: "text", Text: b.text, Citations: b.citations}
 }

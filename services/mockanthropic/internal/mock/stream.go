@@ -206,69 +206,103 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Dire
 // text and tool input in proportion to the bytes sent.
 func (s *Server) streamBlock(ev *sse, c *call, i int, b *replyBlock) bool {
 	j := ev.j
-	progressive := b.kind == kindText || b.kind == kindToolUse
-	if !progressive {
+	bs := blockStream{ev: ev, c: c, b: b, progressive: b.kind == kindText || b.kind == kindToolUse}
+	bs.delta.Type, bs.delta.Index = "content_block_delta", i
+	if !bs.progressive {
 		bu := blockUsage(b)
 		c.billed.add(&bu)
 	}
-	if !ev.emit(j.event("content_block_start", &blockStartEvent{Type: "content_block_start", Index: i, ContentBlock: blockJSON(b, true)})) {
+	start := blockStartEvent{Type: "content_block_start", Index: i, ContentBlock: blockJSON(b, true)}
+	if !ev.emit(j.event("content_block_start", &start)) {
 		return false
 	}
 	if i == 0 && !ev.emit(evPing) {
 		return false
 	}
-	var billedOut int64
-	progress := func(sent, size int) {
-		if !progressive {
-			return
-		}
-		target := b.out
-		if sent < size {
-			target = (b.out*int64(sent) + int64(size) - 1) / int64(size)
-		}
-		c.billed.output += target - billedOut
-		billedOut = target
-	}
-	delta := func(v any) bool {
-		return ev.emit(j.event("content_block_delta", &blockDeltaEvent{Type: "content_block_delta", Index: i, Delta: v}))
-	}
-	// pieces sends s in chunks of at most n bytes, cut on rune boundaries.
-	pieces := func(s string, n int, mk func(string) any) bool {
-		sent := 0
-		for rest := s; rest != ""; {
-			chunk := cutRunes(rest, n)
-			if chunk == "" { // a rune wider than n cannot occur in UTF-8, but never spin
-				chunk = rest
-			}
-			rest = rest[len(chunk):]
-			sent += len(chunk)
-			progress(sent, len(s))
-			if !delta(mk(chunk)) {
-				return false
-			}
-		}
-		return true
-	}
 	ok := true
 	switch b.kind {
 	case kindThinking:
-		ok = pieces(b.text, thinkingDeltaBytes, func(t string) any { return &thinkingDelta{Type: "thinking_delta", Thinking: t} }) &&
-			delta(&signatureDelta{Type: "signature_delta", Signature: b.signature})
+		ok = bs.pieces(b.text, thinkingDeltaBytes) &&
+			bs.send(&signatureDelta{Type: "signature_delta", Signature: b.signature})
 	case kindText:
 		for k := range b.citations {
-			if ok = delta(&citationsDelta{Type: "citations_delta", Citation: &b.citations[k]}); !ok {
+			if ok = bs.send(&citationsDelta{Type: "citations_delta", Citation: &b.citations[k]}); !ok {
 				break
 			}
 		}
-		ok = ok && pieces(b.text, deltaBytes, func(t string) any { return &textDelta{Type: "text_delta", Text: t} })
+		ok = ok && bs.pieces(b.text, deltaBytes)
 	case kindToolUse, kindServerToolUse:
 		// The first input_json_delta is empty, as from the real API.
-		ok = delta(&inputJSONDelta{Type: "input_json_delta"}) &&
-			pieces(b.input, inputDeltaBytes, func(t string) any { return &inputJSONDelta{Type: "input_json_delta", PartialJSON: t} })
+		bs.jsonD.Type = "input_json_delta"
+		ok = bs.send(&bs.jsonD) && bs.pieces(b.input, inputDeltaBytes)
 	}
 	if !ok {
 		return false
 	}
-	progress(1, 1)
-	return ev.emit(j.event("content_block_stop", &blockStopEvent{Type: "content_block_stop", Index: i}))
+	bs.progress(1, 1)
+	stop := blockStopEvent{Type: "content_block_stop", Index: i}
+	return ev.emit(j.event("content_block_stop", &stop))
+}
+
+// blockStream is the state of one block while it streams; its delta structs are reused for
+// every piece.
+type blockStream struct {
+	ev          *sse
+	c           *call
+	b           *replyBlock
+	progressive bool
+	billedOut   int64
+	delta       blockDeltaEvent
+	textD       textDelta
+	thinkD      thinkingDelta
+	jsonD       inputJSONDelta
+}
+
+// progress bills a progressive block up to sent of its size bytes, rounded up.
+func (bs *blockStream) progress(sent, size int) {
+	if !bs.progressive {
+		return
+	}
+	target := bs.b.out
+	if sent < size {
+		target = (bs.b.out*int64(sent) + int64(size) - 1) / int64(size)
+	}
+	bs.c.billed.output += target - bs.billedOut
+	bs.billedOut = target
+}
+
+func (bs *blockStream) send(delta any) bool {
+	bs.delta.Delta = delta
+	return bs.ev.emit(bs.ev.j.event("content_block_delta", &bs.delta))
+}
+
+// pieces sends text in deltas of at most n bytes, cut on rune boundaries, each of the kind
+// the block streams (text_delta, thinking_delta or input_json_delta).
+func (bs *blockStream) pieces(text string, n int) bool {
+	sent := 0
+	for rest := text; rest != ""; {
+		chunk := cutRunes(rest, n)
+		if chunk == "" { // a rune wider than n cannot occur in UTF-8, but never spin
+			chunk = rest
+		}
+		rest = rest[len(chunk):]
+		sent += len(chunk)
+		bs.progress(sent, len(text))
+		var d any
+		switch bs.b.kind {
+		case kindThinking:
+			bs.thinkD = thinkingDelta{Type: "thinking_delta", Thinking: chunk}
+			d = &bs.thinkD
+		case kindText:
+			bs.textD = textDelta{Type: "text_delta", Text: chunk}
+			d = &bs.textD
+		default:
+			bs.jsonD = inputJSONDelta{Type: "input_json_delta", PartialJSON: chunk}
+			d = &bs.jsonD
+		}
+		if !bs.send(d) {
+			return false
+		}
+	}
+	return true
 }
