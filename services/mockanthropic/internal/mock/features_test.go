@@ -321,6 +321,13 @@ func TestNewDirectivesFromAdminJSON(t *testing.T) {
 	require.Len(t, m.Usage["iterations"], 2)
 	require.Zero(t, lastBilled(t, s).ThinkingTokens, "thinking_tokens=0 is honoured, not taken as unset")
 
+	// count_tokens counts URL documents with the configured defaults too.
+	doc := func(extra string) string {
+		return `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[` + extra + `{"type":"text","text":"abcd"}]}]}`
+	}
+	require.Equal(t, countTokens(t, s, doc(""))+2*100,
+		countTokens(t, s, doc(`{"type":"document","source":{"type":"url","url":"https://example.com/x.pdf"}},`)))
+
 	code, out := adminCall(t, s, "POST", "/_mock/config", `{"image_size":"big"}`)
 	require.Equal(t, 400, code)
 	require.Contains(t, out["error"].(map[string]any)["message"], "image_size")
