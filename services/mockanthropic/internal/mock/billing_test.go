@@ -155,6 +155,18 @@ func TestBilledAbandonedStreams(t *testing.T) {
 		require.EqualValues(t, 24, lastBilled(t, s).OutputTokens)
 	})
 
+	t.Run("inside a web search", func(t *testing.T) {
+		b := streamBody("news [[mock:web_search=2 event_delay_ms=300]]", searchTools)
+		prompt := countTokens(t, s, b)
+		streamUntil(t, base, b, func(name, data string) bool { return strings.Contains(data, `"server_tool_use"`) })
+		settled(t, s)
+		billed := lastBilled(t, s)
+		require.Equal(t, ServerToolUse{WebSearchRequests: 1}, billed.ServerToolUse, "the second search was never issued")
+		require.Equal(t, prompt+2000, billed.InputTokens, "the first search's results are billed as input")
+		require.Positive(t, billed.OutputTokens, "the query was generated")
+		require.Less(t, billed.OutputTokens, int64(40))
+	})
+
 	t.Run("before message_start", func(t *testing.T) {
 		prompt := "wait [[mock:first_byte_ms=60000]]"
 		ctx, cancel := context.WithCancel(context.Background())
@@ -187,8 +199,9 @@ func TestBilledAbandonedStreams(t *testing.T) {
 	})
 
 	bill := billingOf(t, s)
-	require.EqualValues(t, 5, bill.Total.Calls)
-	require.EqualValues(t, ref.Usage.OutputTokens+5000+24+0+12, bill.Total.OutputTokens)
+	require.EqualValues(t, 6, bill.Total.Calls)
+	require.EqualValues(t, 1, bill.Total.ServerToolUse.WebSearchRequests)
+	require.Greater(t, bill.Total.OutputTokens, ref.Usage.OutputTokens+5000+24+0+12)
 }
 
 func TestThinkingBlocks(t *testing.T) {

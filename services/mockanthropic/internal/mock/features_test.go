@@ -321,9 +321,36 @@ func TestNewDirectivesFromAdminJSON(t *testing.T) {
 	require.Len(t, m.Usage["iterations"], 2)
 	require.Zero(t, lastBilled(t, s).ThinkingTokens, "thinking_tokens=0 is honoured, not taken as unset")
 
+	// count_tokens counts URL documents with the configured defaults too.
+	doc := func(extra string) string {
+		return `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[` + extra + `{"type":"text","text":"abcd"}]}]}`
+	}
+	require.Equal(t, countTokens(t, s, doc(""))+2*100,
+		countTokens(t, s, doc(`{"type":"document","source":{"type":"url","url":"https://example.com/x.pdf"}},`)))
+
 	code, out := adminCall(t, s, "POST", "/_mock/config", `{"image_size":"big"}`)
 	require.Equal(t, 400, code)
 	require.Contains(t, out["error"].(map[string]any)["message"], "image_size")
 	code, _ = adminCall(t, s, "POST", "/_mock/config", `{"long_line":10}`)
 	require.Equal(t, 400, code)
+}
+
+func TestBlockSources(t *testing.T) {
+	s, err := New(Options{APIKey: testKey})
+	require.NoError(t, err)
+	msg := func(block string) string {
+		return `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":[` + block +
+			`,{"type":"text","text":"see"}]}]}`
+	}
+	// A search_result's source is a URL string, not an object: accepted as before.
+	decodeMessage(t, serve(s, apiRequest(t, "POST", "/v1/messages",
+		msg(`{"type":"search_result","source":"https://example.com","title":"t","content":[{"type":"text","text":"c"}]}`))))
+	// Base64 written with "\/" escapes (legal JSON) is read like plain base64.
+	data := encodeImage(t, "png", 750, 2)
+	require.Contains(t, data, "/", "the sample must contain a slash to exercise the escape")
+	plain := countTokens(t, s, msg(`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"`+data+`"}}`))
+	escaped := countTokens(t, s, msg(`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"`+
+		strings.ReplaceAll(data, "/", `\/`)+`"}}`))
+	require.Equal(t, plain, escaped)
+	require.Equal(t, tokensFor(4*2+len("see")), plain, "750×2/750 = 2 tokens, plus the text")
 }

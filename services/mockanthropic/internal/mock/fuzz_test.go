@@ -18,6 +18,9 @@ func FuzzMessages(f *testing.F) {
 		streamBody("hi [[mock:usage_deltas=2]]"),
 		`{"model":"claude-sonnet-4-5","max_tokens":5,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":[{"type":"image","source":{}},{"type":"text","text":"x"}]}]}`,
 		`{"model":"claude-sonnet-4-5","max_tokens":5,"stop_sequences":["a"],"tools":[{"name":"t","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"é\u0000"}]}`,
+		body("t [[mock:thinking_tokens=3000 redacted_thinking]]", `"max_tokens":4096`, `"thinking":{"type":"enabled","budget_tokens":2048,"display":"omitted"}`),
+		streamBody("s [[mock:web_search=2 web_fetch=1 tool_use=t iterations=2]]", `"tools":[{"name":"t","input_schema":{"properties":{"a":{"type":"string"}}}},{"type":"web_search_20250305","name":"web_search"},{"type":"web_fetch_20250910","name":"web_fetch"}]`),
+		`{"model":"claude-sonnet-4-5","max_tokens":5,"speed":"fast","inference_geo":"us","mcp_servers":[{}],"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"u"}},{"type":"image","source":{"type":"base64","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"}},{"type":"text","text":"x [[mock:doc_pages=3 image_size=10x10 input_tokens=5]]"}]}]}`,
 		`{"model":null,"messages":[null]}`,
 		`[]`, `null`, `"x"`, `{`,
 	} {

@@ -45,9 +45,39 @@ type contentBlock struct {
 
 // blockSource is the part of an image or document source the mock bills by.
 type blockSource struct {
-	Type      string `json:"type"`
-	MediaType string `json:"media_type"`
-	Data      string `json:"data"`
+	Type string     `json:"type"`
+	Data dataPrefix `json:"data"`
+}
+
+// sourceField decodes a block's source when it is an object; other blocks use "source" for
+// other things (a search_result's is its URL), which the mock leaves alone.
+type sourceField struct{ src *blockSource }
+
+func (f *sourceField) UnmarshalJSON(raw []byte) error {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
+	var s blockSource
+	if json.Unmarshal(raw, &s) != nil {
+		return nil // a malformed source is the API's to reject, not the mock's billing
+	}
+	f.src = &s
+	return nil
+}
+
+// dataPrefix keeps only the start of a base64 data string, enough for an image header, so a
+// 20 MB document or image is never copied.
+type dataPrefix string
+
+func (d *dataPrefix) UnmarshalJSON(raw []byte) error {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil // not a string: the header cannot be read, and the size counts instead
+	}
+	s := raw[1 : len(raw)-1]
+	s = s[:min(len(s), maxImageHeader*4/3+4)]
+	// Base64 needs no escapes, but some encoders write "/" as "\/".
+	*d = dataPrefix(strings.ReplaceAll(string(s), `\/`, "/"))
+	return nil
 }
 
 func (b *contentBlock) UnmarshalJSON(data []byte) error {
@@ -56,7 +86,7 @@ func (b *contentBlock) UnmarshalJSON(data []byte) error {
 		Text         *string         `json:"text"`
 		CacheControl *cacheControl   `json:"cache_control"`
 		Citations    json.RawMessage `json:"citations"`
-		Source       json.RawMessage `json:"source"`
+		Source       sourceField     `json:"source"`
 	}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return err
@@ -66,13 +96,10 @@ func (b *contentBlock) UnmarshalJSON(data []byte) error {
 	if p.Text != nil {
 		b.Text, b.hasText = *p.Text, true
 	}
-	if (p.Type == "image" || p.Type == "document") && len(p.Source) > 0 && p.Source[0] == '{' {
-		var src blockSource
-		if json.Unmarshal(p.Source, &src) == nil {
-			b.srcType = src.Type
-			if p.Type == "image" && src.Type == "base64" {
-				b.imgW, b.imgH = base64ImageSize(src.Data)
-			}
+	if src := p.Source.src; src != nil && (p.Type == "image" || p.Type == "document") {
+		b.srcType = src.Type
+		if p.Type == "image" && src.Type == "base64" {
+			b.imgW, b.imgH = base64ImageSize(string(src.Data))
 		}
 	}
 	b.hasCitations = len(p.Citations) > 0 && !bytes.Equal(p.Citations, []byte("null")) && !bytes.Equal(p.Citations, []byte("[]"))
