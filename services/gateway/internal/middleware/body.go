@@ -36,11 +36,13 @@ func Body(limit int64, progress ReadProgress, log *slog.Logger) gin.HandlerFunc 
 			// parameter map); everything else is judged by it.
 			mt, _, err := mime.ParseMediaType(ct)
 			if err != nil || mt != "application/json" {
+				closeUnread(c)
 				httperr.Write(c, log, httperr.UnsupportedMedia())
 				return
 			}
 		}
 		if c.Request.ContentLength > limit {
+			closeUnread(c)
 			httperr.Write(c, log, httperr.TooLarge(limit))
 			return
 		}
@@ -183,4 +185,15 @@ func writeReadError(c *gin.Context, log *slog.Logger, err error) {
 		return
 	}
 	httperr.Write(c, log, httperr.Invalid("could not read the request body"))
+}
+
+// closeUnread marks a refusal answered before the body was read to close
+// its connection. Otherwise net/http, before writing the answer, reads and
+// discards up to 256 KiB of the unread body to keep the connection — and
+// a body that trickles would hold the refusal itself until the read
+// timeout.
+func closeUnread(c *gin.Context) {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
+	}
 }

@@ -308,7 +308,7 @@ func TestReliabilityHostileUpstreamLongLineOnEverySSEPath(t *testing.T) {
 		for _, d := range s.data {
 			require.NotContains(t, d, "xxxxxxxx", "%s: no part of the long line reaches the caller", path.name)
 		}
-		t.Logf("figure: %s: the upstream offered a 300 MiB line; the gateway read %d MiB of it, then ended the stream with an error event",
+		t.Logf("figure: %s: the upstream offered a 300 MiB line and got %d MiB out (socket buffers included) before the gateway ended the stream with an error event",
 			path.name, up.sent.Load()>>20)
 	}
 	peak := procStatusKB(t, pid, "VmHWM")
@@ -464,6 +464,11 @@ func TestReliabilityHostileRedisInProtectedModeIsReported(t *testing.T) {
 	g := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL=redis://"+relay+"/0")
 
 	var body string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /ready: %s", body)
+		}
+	}()
 	took := waitFor(t, 10*time.Second, "protected mode on /ready", func() bool {
 		_, body = readyBody(g.URL)
 		return strings.Contains(body, `"ratelimit_problem":"protected_mode"`)
@@ -472,7 +477,7 @@ func TestReliabilityHostileRedisInProtectedModeIsReported(t *testing.T) {
 	require.Contains(t, body, `"ratelimit_fallback":"local"`, "says the limits are per replica now")
 	require.Equal(t, 1.0, g.Metric(t, "keyward_redis_problem", `problem="protected_mode"`))
 	require.Equal(t, 0.0, g.Metric(t, "keyward_ratelimit_backend_up"))
-	require.Contains(t, g.Logs(), "rate limits are not shared")
+	waitFor(t, 5*time.Second, "the per-replica warning logged", func() bool { return strings.Contains(g.Logs(), "rate limits are not shared") })
 	t.Logf("figure: Redis in protected mode reported on /ready and in keyward_redis_problem %s after the gateway was healthy (%s after start)",
 		took.Round(10*time.Millisecond), time.Since(start).Round(10*time.Millisecond))
 
