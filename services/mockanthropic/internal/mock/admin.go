@@ -31,17 +31,28 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) {
 			st.FaultsPending = s.faults.queued.Load()
 			adminJSON(w, http.StatusOK, st)
 		}
+	case "/_mock/billing":
+		switch r.Method {
+		case http.MethodGet:
+			adminJSON(w, http.StatusOK, s.billing.snapshot())
+		case http.MethodDelete:
+			s.billing.reset()
+			adminJSON(w, http.StatusOK, s.billing.snapshot())
+		default:
+			allow(w, r, "GET, DELETE")
+		}
 	case "/_mock/reset":
 		if allow(w, r, http.MethodPost) {
 			s.faults.reset()
 			s.rec.reset()
 			s.stats.reset()
 			s.cache.reset()
+			s.billing.reset()
 			adminJSON(w, http.StatusOK, map[string]string{"status": "reset"})
 		}
 	default:
 		writeError(w, newAPIError(http.StatusNotFound, errNotFound,
-			"Not Found: the admin API has /_mock/{health,faults,config,requests,stats,reset}"), newID("req_"))
+			"Not Found: the admin API has /_mock/{health,faults,config,requests,billing,stats,reset}"), newID("req_"))
 	}
 }
 

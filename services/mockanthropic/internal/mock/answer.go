@@ -11,6 +11,7 @@ const (
 	stopEndTurn  = "end_turn"
 	stopMaxToken = "max_tokens"
 	stopSequence = "stop_sequence"
+	stopToolUse  = "tool_use"
 )
 
 // maxQuoteBytes bounds how much of the last user message the answer quotes.
@@ -29,8 +30,9 @@ type answer struct {
 
 // buildAnswer writes a deterministic reply that shows what arrived: the model, the system
 // prompt's length, the number of messages and a quote of the last user message. The same
-// request always gets the same answer.
-func buildAnswer(r *messagesRequest, d *Directives) answer {
+// request always gets the same answer. budget is how many output tokens are left for it
+// (max_tokens less what thinking and tool calls used).
+func buildAnswer(r *messagesRequest, d *Directives, budget int64) answer {
 	quote := r.lastUserText()
 	truncated := false
 	if len(quote) > maxQuoteBytes {
@@ -61,8 +63,8 @@ func buildAnswer(r *messagesRequest, d *Directives) answer {
 
 	a := answer{text: text, stopReason: stopEndTurn}
 	limit := len(text)
-	if r.MaxTokens != nil && *r.MaxTokens < int64(len(text)+3)/4 {
-		limit = int(*r.MaxTokens) * 4
+	if budget < int64(len(text)+3)/4 {
+		limit = int(budget) * 4
 	}
 	// A stop sequence ends the answer only if it would be produced before max_tokens runs out.
 	best := -1
@@ -79,7 +81,7 @@ func buildAnswer(r *messagesRequest, d *Directives) answer {
 		a.text, a.stopReason = text[:best], stopSequence
 	case limit < len(text):
 		a.text, a.stopReason = cutRunes(text, limit), stopMaxToken
-		a.outputTokens = *r.MaxTokens
+		a.outputTokens = budget
 		return a
 	}
 	a.outputTokens = max(1, tokensFor(len(a.text)))

@@ -34,6 +34,8 @@ type apiError struct {
 	retryAfterMs *int  // sent as retry-after-ms
 	shouldRetry  *bool // sent as x-should-retry
 	errorCode    string
+	param        string // error.param, only for echo_key_fields
+	requestID    string // replaces the body's request_id, only for echo_key_fields
 }
 
 func (e *apiError) Error() string { return e.errType + ": " + e.message }
@@ -101,20 +103,32 @@ func defaultErrorMessage(status int, errType string) string {
 	return "Injected error with status " + strconv.Itoa(status) + "."
 }
 
-// appendErrorBody appends {"type":"error","error":{...},"request_id":"..."}.
-func appendErrorBody(dst []byte, e *apiError, requestID string) []byte {
-	dst = append(dst, `{"type":"error","error":{"type":`...)
-	dst = appendJSONString(dst, e.errType)
-	dst = append(dst, `,"message":`...)
-	dst = appendJSONString(dst, e.message)
+type errorJSON struct {
+	Type  string `json:"type"`
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+		Details *struct {
+			ErrorCode string `json:"error_code"`
+		} `json:"details,omitempty"`
+		Param string `json:"param,omitempty"`
+	} `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+// newErrorJSON is {"type":"error","error":{...},"request_id":"..."}.
+func newErrorJSON(e *apiError, requestID string) *errorJSON {
+	j := &errorJSON{Type: "error", RequestID: requestID}
+	j.Error.Type, j.Error.Message, j.Error.Param = e.errType, e.message, e.param
 	if e.errorCode != "" {
-		dst = append(dst, `,"details":{"error_code":`...)
-		dst = appendJSONString(dst, e.errorCode)
-		dst = append(dst, '}')
+		j.Error.Details = &struct {
+			ErrorCode string `json:"error_code"`
+		}{e.errorCode}
 	}
-	dst = append(dst, `},"request_id":`...)
-	dst = appendJSONString(dst, requestID)
-	return append(dst, '}')
+	if e.requestID != "" {
+		j.RequestID = e.requestID
+	}
+	return j
 }
 
 // writeError writes e as the complete response.
@@ -133,10 +147,10 @@ func writeError(w http.ResponseWriter, e *apiError, requestID string) {
 	if e.shouldRetry != nil {
 		h["X-Should-Retry"] = []string{strconv.FormatBool(*e.shouldRetry)}
 	}
-	buf := getBuf()
-	*buf = appendErrorBody(*buf, e, requestID)
-	h["Content-Length"] = []string{strconv.Itoa(len(*buf))}
+	j := getJSONBuf()
+	j.encode(newErrorJSON(e, requestID))
+	h["Content-Length"] = []string{strconv.Itoa(j.buf.Len())}
 	w.WriteHeader(e.status)
-	_, _ = w.Write(*buf)
-	putBuf(buf)
+	_, _ = w.Write(j.buf.Bytes())
+	putJSONBuf(j)
 }

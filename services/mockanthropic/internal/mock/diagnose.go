@@ -37,6 +37,9 @@ func diagnose(body []byte, decodeErr error) string {
 		{"stop_sequences", want[[]string]("a valid list of strings")},
 		{"tools", checkTools},
 		{"cache_control", checkCacheControl},
+		{"thinking", checkThinking},
+		{"speed", want[string]("a valid string")},
+		{"inference_geo", want[string]("a valid string")},
 	}
 	for _, c := range checks {
 		raw, ok := top[c.field]
@@ -175,6 +178,27 @@ func checkCacheControl(path string, raw json.RawMessage) string {
 			if msg := want[string]("a valid string")(path+"."+f, v); msg != "" {
 				return msg
 			}
+		}
+	}
+	return ""
+}
+
+func checkThinking(path string, raw json.RawMessage) string {
+	m, msg := object(path, raw)
+	if msg != "" {
+		return msg
+	}
+	for _, f := range []struct{ name, what string }{{"type", "string"}, {"display", "string"}, {"budget_tokens", "integer"}} {
+		v, ok := m[f.name]
+		if !ok || isNull(v) {
+			continue
+		}
+		check := want[string]("a valid string")
+		if f.what == "integer" {
+			check = want[int64]("a valid integer")
+		}
+		if msg := check(path+"."+f.name, v); msg != "" {
+			return msg
 		}
 	}
 	return ""

@@ -29,6 +29,28 @@ type Directives struct {
 	OutputTokens int    `json:"output_tokens,omitempty"`
 	EchoKey      bool   `json:"echo_key,omitempty"`
 	Hang         bool   `json:"hang,omitempty"`
+
+	// What "the model" does beyond text (see the package documentation).
+	ThinkingTokens     *int   `json:"thinking_tokens,omitempty"`
+	RedactedThinking   bool   `json:"redacted_thinking,omitempty"`
+	ToolUse            string `json:"tool_use,omitempty"`
+	WebSearch          int    `json:"web_search,omitempty"`
+	SearchResultTokens *int   `json:"search_result_tokens,omitempty"`
+	WebFetch           int    `json:"web_fetch,omitempty"`
+	FetchTokens        *int   `json:"fetch_tokens,omitempty"`
+	Iterations         int    `json:"iterations,omitempty"`
+
+	// Input the body does not show.
+	DocPages          *int   `json:"doc_pages,omitempty"`
+	DocPageTokens     *int   `json:"doc_page_tokens,omitempty"`
+	ImageSize         string `json:"image_size,omitempty"`
+	InputTokens       *int   `json:"input_tokens,omitempty"`
+	ServerInputTokens *int   `json:"server_input_tokens,omitempty"`
+
+	// A hostile upstream.
+	LongLine       int  `json:"long_line,omitempty"`
+	EchoKeyHeaders bool `json:"echo_key_headers,omitempty"`
+	EchoKeyFields  bool `json:"echo_key_fields,omitempty"`
 }
 
 // Bounds keep a typo in a test from turning into an hour-long sleep or a gigabyte answer.
@@ -39,6 +61,24 @@ const (
 	maxUsageDeltas  = 1_000
 	maxOutputTokens = 1_000_000
 	maxMessageLen   = 2_000
+	maxTokenCount   = 10_000_000 // thinking, search, fetch, page and forced input counts
+	maxServerCalls  = 100        // web_search, web_fetch
+	maxIterations   = 100
+	maxDocPages     = 100_000
+	maxImageSide    = 100_000
+	minLongLine     = 64
+	maxLongLine     = 512 << 20
+	maxToolName     = 128
+)
+
+// Defaults for the billing directives a call leaves unset.
+const (
+	defaultSearchResultTokens = 2_000
+	defaultFetchTokens        = 3_000
+	defaultDocPages           = 10
+	defaultDocPageTokens      = 3_000
+	defaultImageSide          = 1_092
+	defaultServerInputTokens  = 2_000
 )
 
 // directiveMarker opens a directive inside prompt text.
@@ -69,8 +109,81 @@ func (d *Directives) Validate() error {
 		return fmt.Errorf("usage_deltas %d: must be 1-%d", d.UsageDeltas, maxUsageDeltas)
 	case d.OutputTokens < 0 || d.OutputTokens > maxOutputTokens:
 		return fmt.Errorf("output_tokens %d: must be 1-%d", d.OutputTokens, maxOutputTokens)
+	case outside(d.ThinkingTokens, maxTokenCount):
+		return fmt.Errorf("thinking_tokens %d: must be 0-%d", *d.ThinkingTokens, maxTokenCount)
+	case len(d.ToolUse) > maxToolName || !isToolName(d.ToolUse):
+		return fmt.Errorf("tool_use %q: must be a tool name (letters, digits, _ and -, at most %d bytes)", d.ToolUse, maxToolName)
+	case d.WebSearch < 0 || d.WebSearch > maxServerCalls:
+		return fmt.Errorf("web_search %d: must be 0-%d", d.WebSearch, maxServerCalls)
+	case outside(d.SearchResultTokens, maxTokenCount):
+		return fmt.Errorf("search_result_tokens %d: must be 0-%d", *d.SearchResultTokens, maxTokenCount)
+	case d.WebFetch < 0 || d.WebFetch > maxServerCalls:
+		return fmt.Errorf("web_fetch %d: must be 0-%d", d.WebFetch, maxServerCalls)
+	case outside(d.FetchTokens, maxTokenCount):
+		return fmt.Errorf("fetch_tokens %d: must be 0-%d", *d.FetchTokens, maxTokenCount)
+	case d.Iterations < 0 || d.Iterations > maxIterations:
+		return fmt.Errorf("iterations %d: must be 1-%d", d.Iterations, maxIterations)
+	case outside(d.DocPages, maxDocPages):
+		return fmt.Errorf("doc_pages %d: must be 0-%d", *d.DocPages, maxDocPages)
+	case outside(d.DocPageTokens, maxTokenCount):
+		return fmt.Errorf("doc_page_tokens %d: must be 0-%d", *d.DocPageTokens, maxTokenCount)
+	case outside(d.InputTokens, maxTokenCount):
+		return fmt.Errorf("input_tokens %d: must be 0-%d", *d.InputTokens, maxTokenCount)
+	case outside(d.ServerInputTokens, maxTokenCount):
+		return fmt.Errorf("server_input_tokens %d: must be 0-%d", *d.ServerInputTokens, maxTokenCount)
+	case d.LongLine != 0 && (d.LongLine < minLongLine || d.LongLine > maxLongLine):
+		return fmt.Errorf("long_line %d: must be %d-%d bytes", d.LongLine, minLongLine, maxLongLine)
+	}
+	if d.ImageSize != "" {
+		if _, _, err := parseImageSize(d.ImageSize); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// parseImageSize reads an image_size value, "WxH" in pixels.
+func parseImageSize(s string) (w, h int, err error) {
+	ws, hs, ok := strings.Cut(s, "x")
+	if ok {
+		w, err = strconv.Atoi(ws)
+		if err == nil {
+			h, err = strconv.Atoi(hs)
+		}
+	}
+	if !ok || err != nil || w < 1 || h < 1 || w > maxImageSide || h > maxImageSide {
+		return 0, 0, fmt.Errorf("image_size %q: want WIDTHxHEIGHT in pixels, each 1-%d, e.g. 1092x1092", s, maxImageSide)
+	}
+	return w, h, nil
+}
+
+// imageSize is the size billed for an image the API fetches itself (by URL or file id).
+func (d *Directives) imageSize() (w, h int) {
+	if d.ImageSize == "" {
+		return defaultImageSide, defaultImageSide
+	}
+	if w, h, err := parseImageSize(d.ImageSize); err == nil {
+		return w, h
+	}
+	return defaultImageSide, defaultImageSide
+}
+
+// orDefault returns *v, or def when v is unset.
+func orDefault(v *int, def int) int64 {
+	if v == nil {
+		return int64(def)
+	}
+	return int64(*v)
+}
+
+func isToolName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func outside(v *int, hi int) bool { return v != nil && (*v < 0 || *v > hi) }
@@ -126,7 +239,41 @@ func (d Directives) merge(over *Directives) Directives {
 	}
 	d.EchoKey = d.EchoKey || over.EchoKey
 	d.Hang = d.Hang || over.Hang
+	pick(&d.ThinkingTokens, over.ThinkingTokens)
+	d.RedactedThinking = d.RedactedThinking || over.RedactedThinking
+	if over.ToolUse != "" {
+		d.ToolUse = over.ToolUse
+	}
+	if over.WebSearch != 0 {
+		d.WebSearch = over.WebSearch
+	}
+	pick(&d.SearchResultTokens, over.SearchResultTokens)
+	if over.WebFetch != 0 {
+		d.WebFetch = over.WebFetch
+	}
+	pick(&d.FetchTokens, over.FetchTokens)
+	if over.Iterations != 0 {
+		d.Iterations = over.Iterations
+	}
+	pick(&d.DocPages, over.DocPages)
+	pick(&d.DocPageTokens, over.DocPageTokens)
+	if over.ImageSize != "" {
+		d.ImageSize = over.ImageSize
+	}
+	pick(&d.InputTokens, over.InputTokens)
+	pick(&d.ServerInputTokens, over.ServerInputTokens)
+	if over.LongLine != 0 {
+		d.LongLine = over.LongLine
+	}
+	d.EchoKeyHeaders = d.EchoKeyHeaders || over.EchoKeyHeaders
+	d.EchoKeyFields = d.EchoKeyFields || over.EchoKeyFields
 	return d
+}
+
+func pick(dst **int, over *int) {
+	if over != nil {
+		*dst = over
+	}
 }
 
 // fault returns the error response d asks for, or nil when the call should succeed.
@@ -258,7 +405,55 @@ func (d *Directives) set(item string) error {
 		return flag(&d.EchoKey)
 	case "hang":
 		return flag(&d.Hang)
+	case "thinking_tokens":
+		return optNumber(&d.ThinkingTokens)
+	case "redacted_thinking":
+		return flag(&d.RedactedThinking)
+	case "tool_use":
+		if !hasValue || value == "" {
+			return errors.New("tool_use: needs a tool name, e.g. tool_use=get_weather")
+		}
+		d.ToolUse = value
+		return nil
+	case "web_search":
+		return number(&d.WebSearch)
+	case "search_result_tokens":
+		return optNumber(&d.SearchResultTokens)
+	case "web_fetch":
+		return number(&d.WebFetch)
+	case "fetch_tokens":
+		return optNumber(&d.FetchTokens)
+	case "iterations":
+		return number(&d.Iterations)
+	case "doc_pages":
+		return optNumber(&d.DocPages)
+	case "doc_page_tokens":
+		return optNumber(&d.DocPageTokens)
+	case "image_size":
+		if !hasValue || value == "" {
+			return errors.New("image_size: needs a value, e.g. image_size=1092x1092")
+		}
+		d.ImageSize = value
+		return nil
+	case "input_tokens":
+		return optNumber(&d.InputTokens)
+	case "server_input_tokens":
+		return optNumber(&d.ServerInputTokens)
+	case "long_line":
+		return number(&d.LongLine)
+	case "echo_key_headers":
+		return flag(&d.EchoKeyHeaders)
+	case "echo_key_fields":
+		return flag(&d.EchoKeyFields)
 	}
-	return fmt.Errorf("unknown key %q (known: status, error_type, retry_after, retry_after_ms, should_retry, "+
-		"spend_limit, first_byte_ms, event_delay_ms, error_after, drop_after, usage_deltas, output_tokens, echo_key, hang)", key)
+	return fmt.Errorf("unknown key %q (known: %s)", key, strings.Join(directiveKeys, ", "))
+}
+
+// directiveKeys lists every key set understands, for the unknown-key message.
+var directiveKeys = []string{
+	"status", "error_type", "retry_after", "retry_after_ms", "should_retry", "spend_limit",
+	"first_byte_ms", "event_delay_ms", "error_after", "drop_after", "usage_deltas", "output_tokens",
+	"echo_key", "hang", "thinking_tokens", "redacted_thinking", "tool_use", "web_search",
+	"search_result_tokens", "web_fetch", "fetch_tokens", "iterations", "doc_pages", "doc_page_tokens",
+	"image_size", "input_tokens", "server_input_tokens", "long_line", "echo_key_headers", "echo_key_fields",
 }

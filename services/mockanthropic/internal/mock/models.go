@@ -1,6 +1,7 @@
 package mock
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -61,20 +62,35 @@ var modelIndex = func() map[string]*model {
 
 func lookupModel(id string) *model { return modelIndex[id] }
 
-func appendModel(dst []byte, m *model) []byte {
-	dst = append(dst, `{"type":"model","id":`...)
-	dst = appendJSONString(dst, m.ID)
-	dst = append(dst, `,"display_name":`...)
-	dst = appendJSONString(dst, m.DisplayName)
-	dst = append(dst, `,"created_at":`...)
-	dst = appendJSONString(dst, m.CreatedAt)
-	dst = append(dst, `,"line":`...)
-	dst = appendJSONString(dst, m.Line)
-	dst = append(dst, `,"lifecycle":`...)
-	dst = appendJSONString(dst, m.Lifecycle)
-	dst = appendIntField(dst, true, "max_input_tokens", m.MaxInputTokens)
-	dst = appendIntField(dst, true, "max_tokens", m.MaxTokens)
-	return append(dst, `,"deprecated_at":null,"retires_at":null}`...)
+type modelJSON struct {
+	Type           string  `json:"type"`
+	ID             string  `json:"id"`
+	DisplayName    string  `json:"display_name"`
+	CreatedAt      string  `json:"created_at"`
+	Line           string  `json:"line"`
+	Lifecycle      string  `json:"lifecycle"`
+	MaxInputTokens int64   `json:"max_input_tokens"`
+	MaxTokens      int64   `json:"max_tokens"`
+	DeprecatedAt   *string `json:"deprecated_at"`
+	RetiresAt      *string `json:"retires_at"`
+}
+
+func (m *model) json() *modelJSON {
+	return &modelJSON{Type: "model", ID: m.ID, DisplayName: m.DisplayName, CreatedAt: m.CreatedAt, Line: m.Line,
+		Lifecycle: m.Lifecycle, MaxInputTokens: m.MaxInputTokens, MaxTokens: m.MaxTokens}
+}
+
+type modelListJSON struct {
+	Data    []*modelJSON `json:"data"`
+	HasMore bool         `json:"has_more"`
+	FirstID *string      `json:"first_id"`
+	LastID  *string      `json:"last_id"`
+}
+
+func marshal(v any) []byte {
+	// The mock's own types always encode: no channels, funcs or cycles.
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // listModels serves GET /v1/models with the real endpoint's cursor pagination:
@@ -117,25 +133,14 @@ func listModels(q url.Values) ([]byte, *apiError) {
 			page = page[:limit]
 		}
 	}
-	var b []byte
-	b = append(b, `{"data":[`...)
+	out := modelListJSON{Data: make([]*modelJSON, len(page)), HasMore: hasMore}
 	for i := range page {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendModel(b, &page[i])
+		out.Data[i] = page[i].json()
 	}
-	b = append(b, `],"has_more":`...)
-	b = strconv.AppendBool(b, hasMore)
-	if len(page) == 0 {
-		b = append(b, `,"first_id":null,"last_id":null}`...)
-		return b, nil
+	if len(page) > 0 {
+		out.FirstID, out.LastID = &page[0].ID, &page[len(page)-1].ID
 	}
-	b = append(b, `,"first_id":`...)
-	b = appendJSONString(b, page[0].ID)
-	b = append(b, `,"last_id":`...)
-	b = appendJSONString(b, page[len(page)-1].ID)
-	return append(b, '}'), nil
+	return marshal(&out), nil
 }
 
 func catalogPos(id string) int {
@@ -154,5 +159,5 @@ func getModel(id string) ([]byte, *apiError) {
 	if m == nil {
 		return nil, newAPIError(http.StatusNotFound, errNotFound, "model: "+id)
 	}
-	return appendModel(nil, m), nil
+	return marshal(m.json()), nil
 }

@@ -19,6 +19,9 @@ type RecordedRequest struct {
 	BodyTruncated bool        `json:"body_truncated,omitempty"`
 	Status        int         `json:"status"` // 0 while the request is still in flight
 	Outcome       string      `json:"outcome,omitempty"`
+	// Billed is what the real API would bill for the call (zero until it finishes, and for
+	// calls nothing is billed for: errors, count_tokens, models).
+	Billed Billed `json:"billed"`
 }
 
 type recordedRequest = RecordedRequest
@@ -48,6 +51,7 @@ func (rc *recorder) add(r *http.Request, id string, body []byte) *RecordedReques
 		Path:      r.URL.Path,
 		Query:     r.URL.RawQuery,
 		Headers:   r.Header.Clone(),
+		Billed:    Billed{Speed: "standard"},
 	}
 	if len(body) > rc.bodyMax {
 		body, e.BodyTruncated = body[:rc.bodyMax], true
@@ -63,12 +67,12 @@ func (rc *recorder) add(r *http.Request, id string, body []byte) *RecordedReques
 	return e
 }
 
-func (rc *recorder) finish(e *RecordedRequest, status int, outcome string) {
+func (rc *recorder) finish(e *RecordedRequest, status int, outcome string, billed *Billed) {
 	if e == nil {
 		return
 	}
 	rc.mu.Lock()
-	e.Status, e.Outcome = status, outcome
+	e.Status, e.Outcome, e.Billed = status, outcome, *billed
 	rc.mu.Unlock()
 }
 

@@ -37,6 +37,17 @@ type contentBlock struct {
 	CacheControl *cacheControl
 	rawLen       int
 	rawHash      uint64
+	// For image and document blocks: the source type ("base64", "url", "file", "text", …)
+	// and, for a base64 image whose header could be read, its size in pixels.
+	srcType    string
+	imgW, imgH int
+}
+
+// blockSource is the part of an image or document source the mock bills by.
+type blockSource struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type"`
+	Data      string `json:"data"`
 }
 
 func (b *contentBlock) UnmarshalJSON(data []byte) error {
@@ -45,6 +56,7 @@ func (b *contentBlock) UnmarshalJSON(data []byte) error {
 		Text         *string         `json:"text"`
 		CacheControl *cacheControl   `json:"cache_control"`
 		Citations    json.RawMessage `json:"citations"`
+		Source       json.RawMessage `json:"source"`
 	}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return err
@@ -53,6 +65,15 @@ func (b *contentBlock) UnmarshalJSON(data []byte) error {
 	b.CacheControl = p.CacheControl
 	if p.Text != nil {
 		b.Text, b.hasText = *p.Text, true
+	}
+	if (p.Type == "image" || p.Type == "document") && len(p.Source) > 0 && p.Source[0] == '{' {
+		var src blockSource
+		if json.Unmarshal(p.Source, &src) == nil {
+			b.srcType = src.Type
+			if p.Type == "image" && src.Type == "base64" {
+				b.imgW, b.imgH = base64ImageSize(src.Data)
+			}
+		}
 	}
 	b.hasCitations = len(p.Citations) > 0 && !bytes.Equal(p.Citations, []byte("null")) && !bytes.Equal(p.Citations, []byte("[]"))
 	if b.Type != "text" {
@@ -87,8 +108,12 @@ type message struct {
 	Content content `json:"content"`
 }
 
-// tool keeps a tool definition's size and hash; tools come first in the cached prefix.
+// tool keeps a tool definition's name, type, size and hash; tools come first in the cached
+// prefix. Type is empty for a custom tool and names the version of a server tool
+// ("web_search_20250305").
 type tool struct {
+	Name         string
+	Type         string
 	CacheControl *cacheControl
 	rawLen       int
 	rawHash      uint64
@@ -96,12 +121,14 @@ type tool struct {
 
 func (t *tool) UnmarshalJSON(data []byte) error {
 	var p struct {
+		Name         string        `json:"name"`
+		Type         string        `json:"type"`
 		CacheControl *cacheControl `json:"cache_control"`
 	}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return err
 	}
-	t.CacheControl = p.CacheControl
+	t.Name, t.Type, t.CacheControl = p.Name, p.Type, p.CacheControl
 	t.rawLen = len(data)
 	t.rawHash = maphash.Bytes(blockSeed, data)
 	return nil
@@ -121,6 +148,42 @@ type messagesRequest struct {
 	StopSequences []string      `json:"stop_sequences"`
 	Tools         []tool        `json:"tools"`
 	CacheControl  *cacheControl `json:"cache_control"`
+
+	Thinking     *thinkingParam  `json:"thinking"`
+	Speed        *string         `json:"speed"`
+	InferenceGeo *string         `json:"inference_geo"`
+	MCPServers   json.RawMessage `json:"mcp_servers"`
+	Container    json.RawMessage `json:"container"`
+}
+
+// thinkingParam is the request's extended-thinking configuration.
+type thinkingParam struct {
+	Type         string `json:"type"`
+	BudgetTokens *int64 `json:"budget_tokens"`
+	Display      string `json:"display"`
+}
+
+// thinks reports whether the request turns extended thinking on.
+func (r *messagesRequest) thinks() bool {
+	return r.Thinking != nil && (r.Thinking.Type == "enabled" || r.Thinking.Type == "adaptive")
+}
+
+// serverTool reports whether the request declares the server tool whose type starts with
+// prefix ("web_search_", "web_fetch_").
+func (r *messagesRequest) serverTool(prefix string) bool {
+	for i := range r.Tools {
+		if strings.HasPrefix(r.Tools[i].Type, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// usesServerInput reports whether the request has the API load context the body does not
+// show: MCP servers or a container (skills, code execution).
+func (r *messagesRequest) usesServerInput() bool {
+	return (len(r.MCPServers) > 0 && !isNull(r.MCPServers) && string(r.MCPServers) != "[]") ||
+		(len(r.Container) > 0 && !isNull(r.Container))
 }
 
 // parseRequest decodes and validates a /v1/messages (needMaxTokens) or count_tokens body.
@@ -257,6 +320,9 @@ func (r *messagesRequest) validate(version string, needMaxTokens bool) *apiError
 	if e := checkCC("", r.CacheControl); e != nil {
 		return e
 	}
+	if e := r.validateFeatures(needMaxTokens); e != nil {
+		return e
+	}
 	if breakpoints > maxCacheBreakpoints {
 		return invalidRequest("A maximum of " + strconv.Itoa(maxCacheBreakpoints) +
 			" blocks with cache_control may be provided. Found " + strconv.Itoa(breakpoints) + ".")
@@ -300,4 +366,38 @@ func (r *messagesRequest) systemChars() int {
 		n += utf8.RuneCountInString(r.System.blocks[j].Text)
 	}
 	return n
+}
+
+// validateFeatures checks thinking, speed and inference_geo as the real API does.
+func (r *messagesRequest) validateFeatures(needMaxTokens bool) *apiError {
+	if t := r.Thinking; t != nil {
+		switch t.Type {
+		case "enabled":
+			switch {
+			case t.BudgetTokens == nil:
+				return invalidRequest("thinking.enabled.budget_tokens: Field required")
+			case *t.BudgetTokens < 1024:
+				return invalidRequest("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+			case needMaxTokens && *t.BudgetTokens >= *r.MaxTokens:
+				return invalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+			}
+		case "adaptive", "disabled":
+		case "":
+			return invalidRequest("thinking.type: Field required")
+		default:
+			return invalidRequest("thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
+		}
+		switch t.Display {
+		case "", "summarized", "omitted":
+		default:
+			return invalidRequest("thinking.display: Input should be 'summarized' or 'omitted'")
+		}
+	}
+	if r.Speed != nil && *r.Speed != "standard" && *r.Speed != "fast" {
+		return invalidRequest("speed: Input should be 'standard' or 'fast'")
+	}
+	if g := r.InferenceGeo; g != nil && (*g == "" || len(*g) > 32 || !isSnakeWord(*g)) {
+		return invalidRequest("inference_geo: Input should be a region name such as 'us' or 'global'")
+	}
+	return nil
 }

@@ -261,3 +261,52 @@ func TestSDKCancellation(t *testing.T) {
 		return st.Cancelled == 1 && st.OpenStreams == 0
 	}, time.Second, 10*time.Millisecond)
 }
+
+// TestSDKRichStream checks that the SDK accumulates every block kind the mock streams into
+// the same message as the non-streamed reply, and reads the billing fields of usage.
+func TestSDKRichStream(t *testing.T) {
+	client := sdkClient(startMock(t))
+	params := question("Weather and news [[mock:web_search=2 web_fetch=1 tool_use=get_weather thinking_tokens=1500]]")
+	params.MaxTokens = 8000
+	params.Thinking = anthropic.ThinkingConfigParamOfEnabled(2048)
+	params.Tools = []anthropic.ToolUnionParam{
+		{OfTool: &anthropic.ToolParam{Name: "get_weather", InputSchema: anthropic.ToolInputSchemaParam{
+			Properties: map[string]any{"city": map[string]any{"type": "string"}}}}},
+		{OfWebSearchTool20250305: &anthropic.WebSearchTool20250305Param{}},
+		{OfWebFetchTool20250910: &anthropic.WebFetchTool20250910Param{}},
+	}
+	stream := client.Messages.NewStreaming(context.Background(), params)
+	var msg anthropic.Message
+	for stream.Next() {
+		require.NoError(t, msg.Accumulate(stream.Current()))
+	}
+	require.NoError(t, stream.Err())
+	require.NoError(t, stream.Close())
+
+	var types []string
+	for _, c := range msg.Content {
+		types = append(types, c.Type)
+	}
+	require.Equal(t, []string{"thinking", "server_tool_use", "web_search_tool_result", "server_tool_use", "web_search_tool_result",
+		"server_tool_use", "web_fetch_tool_result", "text", "tool_use"}, types)
+	require.NotEmpty(t, msg.Content[0].AsThinking().Signature)
+	require.NotEmpty(t, msg.Content[0].AsThinking().Thinking)
+	require.Len(t, msg.Content[7].AsText().Citations, 2)
+	require.Equal(t, "web_search_result_location", msg.Content[7].AsText().Citations[0].Type)
+	require.Len(t, msg.Content[2].AsWebSearchToolResult().Content.OfWebSearchResultBlockArray, 2)
+	tu := msg.Content[8].AsToolUse()
+	require.Equal(t, "get_weather", tu.Name)
+	require.JSONEq(t, `{"city":"mock"}`, string(tu.Input))
+	require.Equal(t, anthropic.StopReasonToolUse, msg.StopReason)
+	require.EqualValues(t, 2, msg.Usage.ServerToolUse.WebSearchRequests)
+	require.EqualValues(t, 1, msg.Usage.ServerToolUse.WebFetchRequests)
+	require.EqualValues(t, 1500, msg.Usage.OutputTokensDetails.ThinkingTokens)
+	require.Greater(t, msg.Usage.OutputTokens, int64(1500))
+
+	plain, err := client.Messages.New(context.Background(), params)
+	require.NoError(t, err)
+	require.Len(t, plain.Content, len(msg.Content))
+	require.Equal(t, plain.Usage.OutputTokens, msg.Usage.OutputTokens)
+	require.Equal(t, plain.Usage.InputTokens, msg.Usage.InputTokens)
+	require.Equal(t, plain.Content[7].AsText().Text, msg.Content[7].AsText().Text)
+}

@@ -55,6 +55,7 @@ type Server struct {
 	faults  *faultState
 	rec     *recorder
 	stats   *stats
+	billing *billingBook
 }
 
 // New validates opts and returns a ready Server.
@@ -103,6 +104,7 @@ func New(opts Options) (*Server, error) {
 		faults:  newFaultState(opts.Defaults),
 		rec:     newRecorder(opts.RecordLimit, opts.RecordBodyMax),
 		stats:   newStats(),
+		billing: newBillingBook(),
 	}, nil
 }
 
@@ -139,6 +141,15 @@ type call struct {
 	outcome string
 	fault   bool
 	entry   *recordedRequest
+
+	// Billing truth (see billing.go): accepted once the call reached "the model".
+	accepted    bool
+	billed      usage
+	speed       string    // the request's speed, echoed in usage
+	geo         string    // the request's inference_geo, echoed in usage
+	serverTools bool      // the request declares a server tool: usage carries server_tool_use
+	iterations  int       // iterations=N: usage carries usage.iterations
+	midError    *apiError // the error event of error_after, when not the default
 }
 
 // ServeHTTP routes /_mock/ to the admin API and everything else to the emulated API.
@@ -346,7 +357,9 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 func (s *Server) finish(ctx context.Context, c *call) {
 	s.stats.inflight.Add(-1)
 	s.stats.record(c)
-	s.rec.finish(c.entry, c.status, c.outcome)
+	billed := c.billedJSON()
+	s.billing.record(c, &billed)
+	s.rec.finish(c.entry, c.status, c.outcome, &billed)
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}

@@ -1,6 +1,7 @@
 package mock
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"time"
@@ -8,15 +9,21 @@ import (
 
 // Events that never change, encoded once.
 var (
-	evBlockStart = []byte("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
-	evPing       = []byte("event: ping\ndata: {\"type\":\"ping\"}\n\n")
-	evBlockStop  = []byte("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
-	evStop       = []byte("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	evPing = []byte("event: ping\ndata: {\"type\":\"ping\"}\n\n")
+	evStop = []byte("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
 )
 
 // deltaBytes is the most text one content_block_delta carries: a few tokens, like the
-// real API, so that even short answers arrive as several deltas.
-const deltaBytes = 24
+// real API, so that even short answers arrive as several deltas. Thinking summaries and
+// tool input come in pieces of their own sizes.
+const (
+	deltaBytes         = 24
+	thinkingDeltaBytes = 48
+	inputDeltaBytes    = 16
+)
+
+// padChunk is what long_line sends its line in, so the mock's memory stays constant.
+var padChunk = bytes.Repeat([]byte("x"), 64<<10)
 
 // sse writes one response's events, applying event delays and the error_after and
 // drop_after faults, and noticing when the client goes away.
@@ -31,7 +38,8 @@ type sse struct {
 	errorAfter int // -1: never
 	dropAfter  int // -1: never
 	errorType  string
-	buf        []byte
+	midError   *apiError // replaces the overloaded error of error_after (echo_key_fields)
+	j          *jsonBuf
 }
 
 // emit sends one event. It reports false when the stream must end here: the client is
@@ -58,12 +66,11 @@ func (s *sse) emit(ev []byte) bool {
 		return false
 	}
 	if s.sent == s.errorAfter {
-		e := newAPIError(StatusOverloaded, s.errorType, defaultErrorMessage(StatusOverloaded, s.errorType))
-		b := append(s.buf[:0], "event: error\ndata: "...)
-		b = appendErrorBody(b, e, s.c.id)
-		b = append(b, '\n', '\n')
-		s.buf = b
-		s.write(b)
+		e := s.midError
+		if e == nil {
+			e = newAPIError(StatusOverloaded, s.errorType, defaultErrorMessage(StatusOverloaded, s.errorType))
+		}
+		s.write(s.j.event("error", newErrorJSON(e, s.c.id)))
 		s.c.outcome = outcomeStreamError
 		return false
 	}
@@ -85,10 +92,43 @@ func (s *sse) write(b []byte) bool {
 	return true
 }
 
-// stream sends the reply as the real API's event sequence: message_start, one text block
-// (content_block_start, ping, content_block_delta…, content_block_stop), one or more
-// message_delta with cumulative usage, message_stop.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Directives, msgID string, a *answer) {
+// longLine sends one SSE data line of n bytes (a ping event padded to that length) in
+// chunks, for the long_line directive. It counts as one event.
+func (s *sse) longLine(n int) bool {
+	if s.sent == s.dropAfter || s.sent == s.errorAfter {
+		return s.emit(nil)
+	}
+	const head, tail = `data: {"type":"ping","padding":"`, `"}`
+	if s.ctx.Err() != nil || !s.write([]byte("event: ping\n"+head)) {
+		s.c.outcome = outcomeCancelled
+		return false
+	}
+	for pad := n - len(head) - len(tail); pad > 0; {
+		chunk := padChunk[:min(pad, len(padChunk))]
+		if s.ctx.Err() != nil || !s.write(chunk) {
+			s.c.outcome = outcomeCancelled
+			return false
+		}
+		pad -= len(chunk)
+	}
+	if !s.write([]byte(tail + "\n\n")) {
+		s.c.outcome = outcomeCancelled
+		return false
+	}
+	s.sent++
+	return true
+}
+
+// blockUsage is what a block bills.
+func blockUsage(b *replyBlock) usage {
+	return usage{output: b.out, input: b.in, thinking: b.thinking, webSearch: b.searches, webFetch: b.fetches}
+}
+
+// stream sends the reply as the real API's event sequence: message_start, each content
+// block (content_block_start, deltas, content_block_stop; a ping after the first start),
+// one or more message_delta with cumulative usage, message_stop. It bills the call as it
+// goes (see billing.go), so an abandoned stream is billed what was generated.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Directives, msgID string, rp *reply, base, total *usage) {
 	s.stats.openStreams.Add(1)
 	defer s.stats.openStreams.Add(-1)
 
@@ -98,14 +138,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Dire
 	w.WriteHeader(http.StatusOK)
 	c.status = http.StatusOK
 
-	buf := getBuf()
-	defer putBuf(buf)
+	j := getJSONBuf()
+	defer putJSONBuf(j)
 	ev := &sse{
 		w: w, ctx: r.Context(), c: c,
 		delay:      time.Duration(d.EventDelayMs) * time.Millisecond,
 		errorAfter: -1, dropAfter: -1,
 		errorType: errOverloaded,
-		buf:       *buf,
+		midError:  c.midError,
+		j:         j,
 	}
 	ev.flusher, _ = w.(http.Flusher)
 	if d.ErrorAfter != nil {
@@ -124,59 +165,144 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Dire
 		if ev.timer != nil {
 			ev.timer.Stop()
 		}
-		*buf = ev.buf
 	}()
 
-	u := &c.usage
-	b := append(ev.buf[:0], "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"...)
-	b = appendMessageHead(b, msgID, c.model)
 	// In message_start the reply is not yet written: stop_reason is null and output_tokens a
 	// provisional count, as in the real stream; the final count comes in message_delta.
-	b = append(b, `],"stop_reason":null,"stop_sequence":null,"usage":`...)
-	b = appendUsage(b, u, 1)
-	b = append(b, "}}\n\n"...)
-	ev.buf = b
-	if !ev.emit(b) || !ev.emit(evBlockStart) || !ev.emit(evPing) {
+	start := &messageJSON{ID: msgID, Type: "message", Role: "assistant", Model: c.model,
+		Content: []any{}, Usage: c.usageJSON(base, usageStart)}
+	if !ev.emit(j.event("message_start", &messageStartEvent{Type: "message_start", Message: start})) {
 		return
 	}
-	for text := a.text; text != ""; {
-		chunk := cutRunes(text, deltaBytes)
-		if chunk == "" { // a rune wider than deltaBytes cannot occur in UTF-8, but never spin
-			chunk = text
-		}
-		text = text[len(chunk):]
-		b = append(ev.buf[:0], "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":"...)
-		b = appendJSONString(b, chunk)
-		b = append(b, "}}\n\n"...)
-		ev.buf = b
-		if !ev.emit(b) {
+	if d.LongLine > 0 && !ev.longLine(d.LongLine) {
+		return
+	}
+	for i := range rp.blocks {
+		if !s.streamBlock(ev, c, i, &rp.blocks[i]) {
 			return
 		}
-	}
-	if !ev.emit(evBlockStop) {
-		return
 	}
 	// usage_deltas splits the output count over several message_delta events. The counts are
 	// cumulative, so a consumer that adds them up instead of keeping the last over-bills.
 	n := max(1, d.UsageDeltas)
 	for i := 1; i <= n; i++ {
-		out := max(1, u.output*int64(i)/int64(n))
-		b = append(ev.buf[:0], "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{"...)
+		md := &messageDeltaEvent{Type: "message_delta"}
 		if i == n {
-			b = appendStop(b, a)
+			md.Delta.StopReason, md.Delta.StopSequence = stopFields(rp)
+			md.Usage = c.usageJSON(total, usageFinal)
 		} else {
-			b = append(b, `"stop_reason":null,"stop_sequence":null`...)
+			part := *total
+			part.output = max(1, total.output*int64(i)/int64(n))
+			md.Usage = c.usageJSON(&part, usageDelta)
 		}
-		b = append(b, `},"usage":`...)
-		b = appendIntField(append(b, '{'), false, "input_tokens", u.input)
-		b = appendIntField(b, true, "cache_creation_input_tokens", u.cacheCreation())
-		b = appendIntField(b, true, "cache_read_input_tokens", u.cacheRead)
-		b = appendIntField(b, true, "output_tokens", out)
-		b = append(b, "}}\n\n"...)
-		ev.buf = b
-		if !ev.emit(b) {
+		if !ev.emit(j.event("message_delta", md)) {
 			return
 		}
 	}
 	ev.emit(evStop)
+}
+
+// streamBlock sends one content block and bills it: a fixed-size block whole at its start,
+// text and tool input in proportion to the bytes sent.
+func (s *Server) streamBlock(ev *sse, c *call, i int, b *replyBlock) bool {
+	j := ev.j
+	bs := blockStream{ev: ev, c: c, b: b, progressive: b.kind == kindText || b.kind == kindToolUse}
+	bs.delta.Type, bs.delta.Index = "content_block_delta", i
+	if !bs.progressive {
+		bu := blockUsage(b)
+		c.billed.add(&bu)
+	}
+	start := blockStartEvent{Type: "content_block_start", Index: i, ContentBlock: blockJSON(b, true)}
+	if !ev.emit(j.event("content_block_start", &start)) {
+		return false
+	}
+	if i == 0 && !ev.emit(evPing) {
+		return false
+	}
+	ok := true
+	switch b.kind {
+	case kindThinking:
+		ok = bs.pieces(b.text, thinkingDeltaBytes) &&
+			bs.send(&signatureDelta{Type: "signature_delta", Signature: b.signature})
+	case kindText:
+		for k := range b.citations {
+			if ok = bs.send(&citationsDelta{Type: "citations_delta", Citation: &b.citations[k]}); !ok {
+				break
+			}
+		}
+		ok = ok && bs.pieces(b.text, deltaBytes)
+	case kindToolUse, kindServerToolUse:
+		// The first input_json_delta is empty, as from the real API.
+		bs.jsonD.Type = "input_json_delta"
+		ok = bs.send(&bs.jsonD) && bs.pieces(b.input, inputDeltaBytes)
+	}
+	if !ok {
+		return false
+	}
+	bs.progress(1, 1)
+	stop := blockStopEvent{Type: "content_block_stop", Index: i}
+	return ev.emit(j.event("content_block_stop", &stop))
+}
+
+// blockStream is the state of one block while it streams; its delta structs are reused for
+// every piece.
+type blockStream struct {
+	ev          *sse
+	c           *call
+	b           *replyBlock
+	progressive bool
+	billedOut   int64
+	delta       blockDeltaEvent
+	textD       textDelta
+	thinkD      thinkingDelta
+	jsonD       inputJSONDelta
+}
+
+// progress bills a progressive block up to sent of its size bytes, rounded up.
+func (bs *blockStream) progress(sent, size int) {
+	if !bs.progressive {
+		return
+	}
+	target := bs.b.out
+	if sent < size {
+		target = (bs.b.out*int64(sent) + int64(size) - 1) / int64(size)
+	}
+	bs.c.billed.output += target - bs.billedOut
+	bs.billedOut = target
+}
+
+func (bs *blockStream) send(delta any) bool {
+	bs.delta.Delta = delta
+	return bs.ev.emit(bs.ev.j.event("content_block_delta", &bs.delta))
+}
+
+// pieces sends text in deltas of at most n bytes, cut on rune boundaries, each of the kind
+// the block streams (text_delta, thinking_delta or input_json_delta).
+func (bs *blockStream) pieces(text string, n int) bool {
+	sent := 0
+	for rest := text; rest != ""; {
+		chunk := cutRunes(rest, n)
+		if chunk == "" { // a rune wider than n cannot occur in UTF-8, but never spin
+			chunk = rest
+		}
+		rest = rest[len(chunk):]
+		sent += len(chunk)
+		bs.progress(sent, len(text))
+		var d any
+		switch bs.b.kind {
+		case kindThinking:
+			bs.thinkD = thinkingDelta{Type: "thinking_delta", Thinking: chunk}
+			d = &bs.thinkD
+		case kindText:
+			bs.textD = textDelta{Type: "text_delta", Text: chunk}
+			d = &bs.textD
+		default:
+			bs.jsonD = inputJSONDelta{Type: "input_json_delta", PartialJSON: chunk}
+			d = &bs.jsonD
+		}
+		if !bs.send(d) {
+			return false
+		}
+	}
+	return true
 }

@@ -16,13 +16,28 @@ func tokensFor(bytes int) int64 { return int64((bytes + 3) / 4) }
 // usage is the token bill of one call.
 type usage struct {
 	input         int64
-	output        int64
+	output        int64 // includes thinking
 	cacheRead     int64
 	cacheCreate5m int64
 	cacheCreate1h int64
+	thinking      int64 // hidden reasoning, part of output
+	webSearch     int64
+	webFetch      int64
 }
 
 func (u *usage) cacheCreation() int64 { return u.cacheCreate5m + u.cacheCreate1h }
+
+// add adds the counts of o (a reply's blocks) to u.
+func (u *usage) add(o *usage) {
+	u.input += o.input
+	u.output += o.output
+	u.cacheRead += o.cacheRead
+	u.cacheCreate5m += o.cacheCreate5m
+	u.cacheCreate1h += o.cacheCreate1h
+	u.thinking += o.thinking
+	u.webSearch += o.webSearch
+	u.webFetch += o.webFetch
+}
 
 // breakpoint is a block carrying cache_control: the prompt up to and including it is a
 // cacheable prefix, identified by the hash of everything before it.
@@ -42,7 +57,11 @@ func ttlOf(cc *cacheControl) time.Duration {
 // promptShape walks the prompt in the order the real API caches it (tools, system,
 // messages) and returns its size in bytes plus its cache breakpoints. The hash covers the
 // model too, because caches are per model.
-func (r *messagesRequest) promptShape(seed maphash.Seed, bps []breakpoint) (int, []breakpoint) {
+//
+// Input the API fetches itself is counted at what it would bill (see hiddenInput): images at
+// width × height / 750 and URL or file documents at pages × tokens per page. Such tokens
+// count as 4 bytes each, so the byte arithmetic of the cache stays exact.
+func (r *messagesRequest) promptShape(seed maphash.Seed, hidden *hiddenInput, bps []breakpoint) (int, []breakpoint) {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	_, _ = h.WriteString(*r.Model)
@@ -97,7 +116,7 @@ func (r *messagesRequest) promptShape(seed maphash.Seed, bps []breakpoint) (int,
 				size += len(b.Text)
 			} else {
 				writeHash(role|0x20, b.rawHash)
-				size += b.rawLen
+				size += hidden.blockBytes(b)
 			}
 			mark(b.CacheControl)
 		}
@@ -105,6 +124,37 @@ func (r *messagesRequest) promptShape(seed maphash.Seed, bps []breakpoint) (int,
 	// A top-level cache_control is automatic caching: a breakpoint after the last block.
 	mark(r.CacheControl)
 	return size, bps
+}
+
+// hiddenInput is how the mock bills input that a block names but does not contain.
+type hiddenInput struct {
+	docPages, docPageTokens int64
+	imgW, imgH              int
+}
+
+func newHiddenInput(d *Directives) hiddenInput {
+	h := hiddenInput{
+		docPages:      orDefault(d.DocPages, defaultDocPages),
+		docPageTokens: orDefault(d.DocPageTokens, defaultDocPageTokens),
+	}
+	h.imgW, h.imgH = d.imageSize()
+	return h
+}
+
+// blockBytes is the size a non-text block counts for: 4 bytes per billed token for images
+// and fetched documents, else the size of its JSON.
+func (h *hiddenInput) blockBytes(b *contentBlock) int {
+	fetched := b.srcType == "url" || b.srcType == "file"
+	switch {
+	case h == nil:
+	case b.Type == "image" && b.imgW > 0:
+		return 4 * int(imageTokens(b.imgW, b.imgH))
+	case b.Type == "image" && fetched:
+		return 4 * int(imageTokens(h.imgW, h.imgH))
+	case b.Type == "document" && fetched:
+		return 4 * int(h.docPages*h.docPageTokens)
+	}
+	return b.rawLen
 }
 
 // inputTokens is what count_tokens reports: the whole prompt, never less than one token.
@@ -133,8 +183,13 @@ func (c *promptCache) reset() {
 
 // bill splits a prompt of size bytes with the given breakpoints into uncached input, cache
 // reads and cache writes, and records the writes.
-func (c *promptCache) bill(size int, bps []breakpoint, now time.Time) usage {
+//
+// forced, when not negative, replaces the prompt's size in tokens (input_tokens=N).
+func (c *promptCache) bill(size int, bps []breakpoint, forced int64, now time.Time) usage {
 	total := inputTokens(size)
+	if forced >= 0 {
+		total = forced
+	}
 	if len(bps) == 0 {
 		return usage{input: total}
 	}

@@ -101,7 +101,7 @@ func TestPromptCacheBounded(t *testing.T) {
 	c := newPromptCache()
 	now := time.Now()
 	for i := range maxCacheEntries + 10 {
-		c.bill(100, []breakpoint{{hash: uint64(i), bytes: 40, ttl: time.Hour}}, now)
+		c.bill(100, []breakpoint{{hash: uint64(i), bytes: 40, ttl: time.Hour}}, -1, now)
 	}
 	require.LessOrEqual(t, len(c.entries), maxCacheEntries)
 }
