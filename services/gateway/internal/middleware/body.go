@@ -128,7 +128,7 @@ func (p ReadProgress) wrap(c *gin.Context) io.ReadCloser {
 	if p.Timeout <= 0 {
 		return c.Request.Body
 	}
-	return &progressReader{ReadCloser: c.Request.Body, rc: http.NewResponseController(c.Writer), p: p, start: time.Now()}
+	return &progressReader{ReadCloser: c.Request.Body, rc: *http.NewResponseController(c.Writer), p: p, start: time.Now()}
 }
 
 // progressReader moves the connection's read deadline ahead of each read
@@ -137,7 +137,7 @@ func (p ReadProgress) wrap(c *gin.Context) io.ReadCloser {
 // the deadline), which a deadline set afterwards would break.
 type progressReader struct {
 	io.ReadCloser
-	rc     *http.ResponseController
+	rc     http.ResponseController
 	p      ReadProgress
 	start  time.Time
 	n      int64
@@ -160,10 +160,10 @@ func (r *progressReader) Read(b []byte) (int, error) {
 	}
 	n, err := r.ReadCloser.Read(b)
 	r.n += int64(n)
-	if errors.Is(err, io.EOF) {
+	if err == io.EOF {
 		r.eof = true
 	}
-	if err != nil && isTimeout(err) {
+	if err != nil && !r.eof && isTimeout(err) {
 		return n, errSlowBody
 	}
 	return n, err
