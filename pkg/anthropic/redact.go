@@ -58,7 +58,7 @@ func (r Redactor) Headers(h http.Header) {
 // Bytes returns b with key material replaced, b itself when there is none
 // (the usual case: no allocation).
 func (r Redactor) Bytes(b []byte) []byte {
-	hasKey := r.key != "" && bytes.Contains(b, []byte(r.key))
+	hasKey := r.key != "" && containsString(b, r.key)
 	if !hasKey && !bytes.Contains(b, []byte("sk-ant-")) {
 		return b
 	}
@@ -77,4 +77,21 @@ func (r Redactor) scrub(s string) string {
 		s = strings.ReplaceAll(s, r.key, redactedText)
 	}
 	return keyPattern.ReplaceAllString(s, redactedText)
+}
+
+// containsString is bytes.Contains(b, []byte(s)) without converting s (a
+// key is longer than the compiler's stack buffer for the conversion, so
+// that would allocate on every call).
+func containsString(b []byte, s string) bool {
+	for len(b) >= len(s) {
+		i := bytes.IndexByte(b, s[0])
+		if i < 0 || len(b)-i < len(s) {
+			return false
+		}
+		if string(b[i:i+len(s)]) == s {
+			return true
+		}
+		b = b[i+1:]
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"time"
 )
 
@@ -64,8 +65,13 @@ type Safety struct {
 // takeYAML records the limits: keys; tiers may not set them.
 func (s *Safety) takeYAML(l SafetyLimits, tiers map[string]limitsYAML, p *problems) {
 	s.yaml = l
-	for name, t := range tiers {
-		if t.SafetyLimits != (SafetyLimits{}) {
+	names := make([]string, 0, len(tiers))
+	for name := range tiers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if tiers[name].SafetyLimits != (SafetyLimits{}) {
 			p.addf("tiers.%s: max_inflight_per_address, body_timeout, body_min_bytes_per_second, max_retry_after and write_timeout are global settings (set them under limits)", name)
 		}
 	}

@@ -36,11 +36,13 @@ func Body(limit int64, progress ReadProgress, log *slog.Logger) gin.HandlerFunc 
 			// parameter map); everything else is judged by it.
 			mt, _, err := mime.ParseMediaType(ct)
 			if err != nil || mt != "application/json" {
+				closeUnread(c)
 				httperr.Write(c, log, httperr.UnsupportedMedia())
 				return
 			}
 		}
 		if c.Request.ContentLength > limit {
+			closeUnread(c)
 			httperr.Write(c, log, httperr.TooLarge(limit))
 			return
 		}
@@ -126,7 +128,7 @@ func (p ReadProgress) wrap(c *gin.Context) io.ReadCloser {
 	if p.Timeout <= 0 {
 		return c.Request.Body
 	}
-	return &progressReader{ReadCloser: c.Request.Body, rc: http.NewResponseController(c.Writer), p: p, start: time.Now()}
+	return &progressReader{ReadCloser: c.Request.Body, rc: *http.NewResponseController(c.Writer), p: p, start: time.Now()}
 }
 
 // progressReader moves the connection's read deadline ahead of each read
@@ -135,7 +137,7 @@ func (p ReadProgress) wrap(c *gin.Context) io.ReadCloser {
 // the deadline), which a deadline set afterwards would break.
 type progressReader struct {
 	io.ReadCloser
-	rc     *http.ResponseController
+	rc     http.ResponseController
 	p      ReadProgress
 	start  time.Time
 	n      int64
@@ -158,10 +160,10 @@ func (r *progressReader) Read(b []byte) (int, error) {
 	}
 	n, err := r.ReadCloser.Read(b)
 	r.n += int64(n)
-	if errors.Is(err, io.EOF) {
+	if err == io.EOF {
 		r.eof = true
 	}
-	if err != nil && isTimeout(err) {
+	if err != nil && !r.eof && isTimeout(err) {
 		return n, errSlowBody
 	}
 	return n, err
@@ -183,4 +185,15 @@ func writeReadError(c *gin.Context, log *slog.Logger, err error) {
 		return
 	}
 	httperr.Write(c, log, httperr.Invalid("could not read the request body"))
+}
+
+// closeUnread marks a refusal answered before the body was read to close
+// its connection. Otherwise net/http, before writing the answer, reads and
+// discards up to 256 KiB of the unread body to keep the connection — and
+// a body that trickles would hold the refusal itself until the read
+// timeout.
+func closeUnread(c *gin.Context) {
+	if c.Request.ContentLength != 0 {
+		c.Header("Connection", "close")
+	}
 }

@@ -85,3 +85,23 @@ func TestBodyDeadlineDoesNotCancelTheRequestAfterwards(t *testing.T) {
 		require.Equal(t, "200 OK", st, "size %d: %s", size, body)
 	}
 }
+
+func TestRefusalBeforeTheBodyIsAnsweredAtOnce(t *testing.T) {
+	// A refused request whose body trickles: without closing the
+	// connection, net/http would read the rest of the body before sending
+	// the refusal.
+	addr := bodyServer(t, ReadProgress{Timeout: 10 * time.Second, MinRate: 1000})
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	_, err = fmt.Fprint(conn, "POST /api/query HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{")
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+	require.True(t, resp.Close, "the connection is closed after the refusal")
+	require.Less(t, time.Since(start), time.Second)
+}

@@ -21,7 +21,8 @@ import (
 func WriteDeadline(per time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		w := &deadlineWriter{ResponseWriter: c.Writer, per: per}
-		w.rc = http.NewResponseController(w.ResponseWriter)
+		// A copy, not the pointer: one allocation less per request.
+		w.rc = *http.NewResponseController(w.ResponseWriter)
 		c.Writer = w
 		// Armed up front for responses that are only a header (written
 		// when the handler returns), and again at the end for the final
@@ -42,7 +43,7 @@ type WriteLimiter interface {
 
 type deadlineWriter struct {
 	gin.ResponseWriter
-	rc  *http.ResponseController
+	rc  http.ResponseController
 	per time.Duration
 
 	mu      sync.Mutex

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// stuckReader sends one request and never reads the answer; the handler
+// heldFor sends one request and never reads the answer; the handler
 // writes until a write fails and reports how long it was held.
 func heldFor(t *testing.T, per time.Duration, limit time.Duration) time.Duration {
 	t.Helper()

@@ -38,6 +38,7 @@ func Shed(cfg ShedConfig) (admit, authenticated gin.HandlerFunc) {
 		st := reqctx.Get(c)
 		addr := addressKey(st.ClientIP)
 		if addr.IsValid() && !pre.acquire(addr) {
+			closeUnread(c)
 			cfg.Metrics.RateLimitRejects.WithLabelValues("inflight_address").Inc()
 			httperr.Write(c, cfg.Log, httperr.Overloaded("too many requests from this address are in progress; retry shortly", "shed_address", time.Second))
 			return
@@ -50,6 +51,7 @@ func Shed(cfg ShedConfig) (admit, authenticated gin.HandlerFunc) {
 				pre.release(addr)
 				st.PreAuth = netip.Addr{}
 			}
+			closeUnread(c)
 			cfg.Metrics.RateLimitRejects.WithLabelValues("inflight").Inc()
 			httperr.Write(c, cfg.Log, httperr.Overloaded("the gateway is at capacity; retry shortly", "shed", time.Second))
 			return

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -68,6 +71,14 @@ func (h *redisHealth) check(ctx context.Context) {
 		h.m.MemoryUsed.Set(0)
 		h.m.MaxMemory.Set(0)
 		problem, detail = classifyRedisError(err)
+		if problem == "unreachable" {
+			// Protected mode answers the connection itself with DENIED
+			// and closes it; go-redis reports that as EOF. Ask Redis on
+			// a connection of our own and read its first line.
+			if p, d := rawProbe(ctx, h.rc); p != "" {
+				problem, detail = p, d
+			}
+		}
 	} else {
 		f := infoFields(info)
 		h.m.MemoryUsed.Set(parseBytes(f["used_memory"]))
@@ -112,6 +123,36 @@ func classifyRedisError(err error) (string, string) {
 		return "auth", "Redis refuses the gateway's credentials: check KEYWARD_REDIS_PASSWORD_FILE or the URL's user and password"
 	}
 	return "unreachable", "Redis cannot be reached"
+}
+
+// rawProbe sends PING on a fresh connection made with the client's own
+// dialer (TLS, Sentinel resolution included) and classifies Redis's first
+// answer line; "" when it cannot tell.
+func rawProbe(ctx context.Context, rc redis.UniversalClient) (string, string) {
+	c, ok := rc.(*redis.Client)
+	if !ok {
+		return "", ""
+	}
+	opts := c.Options()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := opts.Dialer(ctx, opts.Network, opts.Addr)
+	if err != nil {
+		return "", ""
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte("PING\r\n"))
+	line, err := bufio.NewReader(io.LimitReader(conn, 4096)).ReadString('\n')
+	if err != nil && line == "" {
+		return "", ""
+	}
+	if strings.HasPrefix(line, "-") {
+		if p, d := classifyRedisError(errors.New(strings.TrimSpace(line[1:]))); p != "unreachable" {
+			return p, d
+		}
+	}
+	return "", ""
 }
 
 func infoFields(info string) map[string]string {

@@ -308,7 +308,7 @@ func TestReliabilityHostileUpstreamLongLineOnEverySSEPath(t *testing.T) {
 		for _, d := range s.data {
 			require.NotContains(t, d, "xxxxxxxx", "%s: no part of the long line reaches the caller", path.name)
 		}
-		t.Logf("figure: %s: the upstream offered a 300 MiB line; the gateway read %d MiB of it, then ended the stream with an error event",
+		t.Logf("figure: %s: the upstream offered a 300 MiB line and got %d MiB out (socket buffers included) before the gateway ended the stream with an error event",
 			path.name, up.sent.Load()>>20)
 	}
 	peak := procStatusKB(t, pid, "VmHWM")
@@ -464,6 +464,11 @@ func TestReliabilityHostileRedisInProtectedModeIsReported(t *testing.T) {
 	g := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL=redis://"+relay+"/0")
 
 	var body string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last /ready: %s", body)
+		}
+	}()
 	took := waitFor(t, 10*time.Second, "protected mode on /ready", func() bool {
 		_, body = readyBody(g.URL)
 		return strings.Contains(body, `"ratelimit_problem":"protected_mode"`)
@@ -472,7 +477,7 @@ func TestReliabilityHostileRedisInProtectedModeIsReported(t *testing.T) {
 	require.Contains(t, body, `"ratelimit_fallback":"local"`, "says the limits are per replica now")
 	require.Equal(t, 1.0, g.Metric(t, "keyward_redis_problem", `problem="protected_mode"`))
 	require.Equal(t, 0.0, g.Metric(t, "keyward_ratelimit_backend_up"))
-	require.Contains(t, g.Logs(), "rate limits are not shared")
+	waitFor(t, 5*time.Second, "the per-replica warning logged", func() bool { return strings.Contains(g.Logs(), "rate limits are not shared") })
 	t.Logf("figure: Redis in protected mode reported on /ready and in keyward_redis_problem %s after the gateway was healthy (%s after start)",
 		took.Round(10*time.Millisecond), time.Since(start).Round(10*time.Millisecond))
 
@@ -482,4 +487,62 @@ func TestReliabilityHostileRedisInProtectedModeIsReported(t *testing.T) {
 	_, body = readyBody(g2.URL)
 	require.Contains(t, body, `"ratelimit":"redis"`)
 	require.NotContains(t, body, "ratelimit_problem")
+}
+
+// The same two hostile upstreams, as the mock plays them (its long_line,
+// echo_key_headers and echo_key_fields directives).
+
+func TestReliabilityHostileMockLongLineOnEverySSEPath(t *testing.T) {
+	mock := testenv.StartMock(t)
+	g := testenv.StartGateway(t, mock.URL)
+	pid := gatewayPID(t, g.Port)
+	const line = 300 << 20
+	for _, path := range []struct{ name, url, body string }{
+		{"/v1/messages stream", g.URL + "/v1/messages", messagesWith(true, 64, fmt.Sprintf("long_line=%d", line))},
+		{"/api/query stream", g.URL + "/api/query", `{"question":"How is churn? [[mock:long_line=` + strconv.Itoa(line) + `]]","context":{"churned":12},"stream":true}`},
+	} {
+		s := openStream(t, newClient(t, time.Minute), path.url, path.body)
+		require.Equal(t, http.StatusOK, s.resp.StatusCode, path.name)
+		require.NoError(t, s.drain(), "%s: the stream ends cleanly", path.name)
+		name, data := s.last()
+		require.Equal(t, "error", name, "%s: ends with an error event", path.name)
+		require.Contains(t, data, "longer than 1 MiB")
+	}
+	peak := procStatusKB(t, pid, "VmHWM")
+	t.Logf("figure: mock long_line=300 MiB on both SSE paths: gateway peak RSS (VmHWM) %d MB; both streams ended with an error event", peak>>10)
+	require.Less(t, peak, int64(100<<10), "gateway peak RSS stays under 100 MB")
+}
+
+func TestReliabilityHostileMockEchoingTheKeyNeverLeaks(t *testing.T) {
+	mock := testenv.StartMock(t)
+	g := testenv.StartGateway(t, mock.URL, "KEYWARD_UPSTREAM_MAX_RETRIES=0", "KEYWARD_UPSTREAM_BREAKER_THRESHOLD=0")
+	c := newClient(t, 30*time.Second)
+	var seen strings.Builder
+	calls, lastID, codes := 0, "", map[string]int{}
+	directives := []string{"echo_key_headers", "echo_key_headers error_after=2 echo_key_fields status=200"}
+	for _, st := range []int{400, 401, 403, 404, 413, 429, 500, 529} {
+		directives = append(directives, fmt.Sprintf("echo_key_headers echo_key_fields status=%d", st))
+	}
+	for _, d := range directives {
+		for _, p := range []struct{ path, body string }{
+			{"/v1/messages", messagesWith(false, 64, d)},
+			{"/v1/messages", messagesWith(true, 64, d)},
+			{"/v1/messages/count_tokens", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"x [[mock:` + d + `]]"}]}`},
+			{"/api/query", queryWith(d)},
+			{"/api/query", `{"question":"How is churn? [[mock:` + d + `]]","context":{"churned":12},"stream":true}`},
+		} {
+			o := send(context.Background(), c, g.URL+p.path, p.body)
+			require.NoError(t, o.err)
+			calls++
+			lastID = o.hdr.Get("X-Request-Id")
+			codes[fmt.Sprintf("%s %d", p.path, o.code)]++
+			fmt.Fprintf(&seen, "%s %d %v\n%s\n", p.path, o.code, o.hdr, o.body)
+		}
+	}
+	waitFor(t, 5*time.Second, "every request logged", func() bool { return strings.Contains(g.Logs(), lastID) })
+	all := seen.String()
+	require.NotContains(t, all, testenv.MockKey, "the key never reaches a caller")
+	require.NotContains(t, g.Logs(), testenv.MockKey, "nor a log line")
+	require.Contains(t, all, "[redacted]", "the echoed fields reached the gateway, and were redacted")
+	t.Logf("figure: %d calls against the mock echoing the key (echo_key_headers, echo_key_fields, mid-stream): 0 occurrences in responses or logs; answers %v", calls, codes)
 }
