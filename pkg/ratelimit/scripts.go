@@ -69,13 +69,15 @@ end
 `
 
 // admitScript runs every pre-check of one request and commits only if all
-// pass. KEYS: request TAT, token TAT, identity budget, global budget (the
-// last may be a same-slot dummy when the global cap is checked separately).
-// ARGV: req burst, req rate, req period (rate 0 = no check); tokens per
-// minute, token cost (0 = no check); identity budget, global budget (µ$,
-// 0 = no check); cost (µ$); budget TTL seconds.
+// pass. KEYS: request TAT, token TAT, identity budget, the identity's call
+// leases (a sorted set: call id by lease expiry), global budget (absent
+// when the global cap is checked separately). ARGV: req burst, req rate,
+// req period (rate 0 = no check); tokens per minute, token cost (0 = no
+// check); identity budget, global budget (µ$, 0 = no check); cost (µ$);
+// budget TTL seconds; concurrent-call cap (0 = no check), call id, lease
+// seconds.
 // Returns {allowed, reason, remaining, retry_after, reset_after}; reason
-// 1 requests, 2 tokens, 3 budget, 4 global budget.
+// 1 requests, 2 tokens, 3 budget, 4 global budget, 5 concurrent calls.
 var admitScript = redis.NewScript(gcraLua + `
 local req_burst = tonumber(ARGV[1])
 local req_rate = tonumber(ARGV[2])
@@ -86,6 +88,9 @@ local budget = tonumber(ARGV[6])
 local global = tonumber(ARGV[7])
 local cost = tonumber(ARGV[8])
 local ttl = tonumber(ARGV[9])
+local conc = tonumber(ARGV[10] or "0")
+local call_id = ARGV[11]
+local lease = tonumber(ARGV[12] or "0")
 
 local reason = 0
 local retry_after = -1
@@ -110,8 +115,14 @@ end
 
 local gspent = 0
 if global > 0 then
-  gspent = tonumber(redis.call("GET", KEYS[4]) or "0")
+  gspent = tonumber(redis.call("GET", KEYS[5]) or "0")
   if gspent + cost > global and reason == 0 then reason = 4 end
+end
+
+if conc > 0 then
+  -- leases of calls whose replica died expire by themselves
+  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now)
+  if redis.call("ZCARD", KEYS[4]) >= conc and reason == 0 then reason = 5; retry_after = 1 end
 end
 
 if reason ~= 0 then
@@ -135,8 +146,12 @@ if budget > 0 then
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 if global > 0 then
-  redis.call("INCRBY", KEYS[4], cost)
-  redis.call("EXPIRE", KEYS[4], ttl)
+  redis.call("INCRBY", KEYS[5], cost)
+  redis.call("EXPIRE", KEYS[5], ttl)
+end
+if conc > 0 then
+  redis.call("ZADD", KEYS[4], now + lease, call_id)
+  redis.call("EXPIRE", KEYS[4], math.ceil(lease) + 1)
 end
 return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0)}
 `)
@@ -227,4 +242,11 @@ if cost > 0 and global > 0 and #KEYS >= 3 then
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 return {1, 0}
+`)
+
+// releaseScript gives a call's concurrency lease back. KEYS: call leases.
+// ARGV: call id.
+var releaseScript = redis.NewScript(`
+redis.call("ZREM", KEYS[1], ARGV[1])
+return 1
 `)

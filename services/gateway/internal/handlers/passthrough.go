@@ -122,7 +122,7 @@ func (h *Handlers) CountTokens() gin.HandlerFunc {
 			return err
 		}
 		st.Model = req.Model
-		if _, err := h.admit(c, st, 0, 0); err != nil {
+		if _, err := h.admit(c, st, 0, 0, ""); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)

@@ -478,3 +478,69 @@ limits:
 	require.Contains(t, string(b), "Daily budget")
 	require.False(t, math.IsNaN(after))
 }
+
+// The per-identity cap on concurrent upstream calls holds across replicas
+// (one Redis sorted set of leases, in the admission round trip), for JSON
+// calls and streams alike, and settling gives the slots back.
+func TestConcurrentCallCapIsSharedAcrossReplicas(t *testing.T) {
+	rds := redistest.Start(t)
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-haiku-4-5]
+  default: claude-haiku-4-5
+limits:
+  requests: "1000/60s"
+  max_concurrent_streams: 50
+`)
+	var gws []*testenv.Gateway
+	for range 3 {
+		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg,
+			"KEYWARD_RATE_LIMIT=", "KEYWARD_MAX_CONCURRENT_CALLS=3"))
+	}
+	slowJSON := `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
+	slowStream := `{"model":"claude-haiku-4-5","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
+	codes := make([]int, 9)
+	bodies := make([]string, 9)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if i%2 == 0 {
+				c, _, b := post(t, gws[i%3].URL+"/v1/messages", nil, slowJSON)
+				codes[i], bodies[i] = c, string(b)
+				return
+			}
+			codes[i], _, _ = streamCall(t, gws[i%3].URL+"/v1/messages", slowStream, nil)
+		}(i)
+	}
+	wg.Wait()
+	ok, limited := 0, 0
+	for i, c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			if bodies[i] != "" {
+				require.Contains(t, bodies[i], "Maximum 3 concurrent calls")
+			}
+		default:
+			t.Fatalf("call %d: unexpected %d %s", i, c, bodies[i])
+		}
+	}
+	t.Logf("figure: 9 concurrent calls over 3 replicas with a cap of 3: %d admitted, %d refused", ok, limited)
+	require.Equal(t, 3, ok)
+	require.Equal(t, 6, limited)
+	limitedMetric := 0.0
+	for _, gw := range gws {
+		limitedMetric += gw.Metric(t, "keyward_ratelimit_rejections_total", "limit", "concurrency")
+	}
+	require.Equal(t, 6.0, limitedMetric)
+	// Every slot was given back at settle.
+	for i := range 3 {
+		code, _, b := post(t, gws[i].URL+"/v1/messages", nil, `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusOK, code, string(b))
+	}
+}
