@@ -47,7 +47,7 @@ type memEntry struct {
 	reqTAT   float64
 	tokTAT   float64
 	budget   memBudget
-	lastSeen float64 // for eviction: the least recently seen goes first
+	lastSeen float64            // for eviction: the least recently seen goes first
 	calls    map[string]float64 // concurrency leases: call id → expiry
 }
 
