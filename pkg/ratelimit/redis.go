@@ -374,11 +374,7 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 		return fmt.Errorf("settling reservation: %w", err)
 	}
 	s := newSettlement(res, used, r.now())
-	var calls []scriptCall
-	if res.CallID != "" {
-		calls = append(calls, scriptCall{releaseScript, []string{r.callsKey(res.Key)}, []any{res.CallID}})
-	}
-	if s.empty() && len(calls) == 0 {
+	if s.empty() && res.CallID == "" {
 		return nil
 	}
 	identityMoney, globalMoney := int64(0), int64(0)
@@ -388,18 +384,19 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 	if s.checkGlobal {
 		globalMoney = s.budgetDelta
 	}
-	identity := scriptCall{adjustScript, r.identityKeys(res.Key, s.day), []any{
-		0, 0, 0, s.tpm, s.tokenDelta, identityMoney, r.ttlSecs,
+	ids := r.identityKeys(res.Key, s.day)
+	identity := scriptCall{settleScript, []string{ids[1], ids[2], r.callsKey(res.Key)}, []any{
+		s.tpm, s.tokenDelta, identityMoney, r.ttlSecs, res.CallID,
 	}}
+	var calls []scriptCall
 	switch {
-	case s.empty():
 	case globalMoney != 0 && !r.split:
 		// One script for everything; a single Redis has no slots to respect.
 		identity.keys = append(identity.keys, r.globalKey(s.day))
 		identity.args = append(identity.args, globalMoney)
 		calls = append(calls, identity)
 	case globalMoney != 0:
-		if s.tokenDelta != 0 || identityMoney != 0 {
+		if s.tokenDelta != 0 || identityMoney != 0 || res.CallID != "" {
 			calls = append(calls, identity)
 		}
 		calls = append(calls, scriptCall{moneyScript, []string{r.globalKey(s.day)}, []any{globalMoney, r.ttlSecs}})

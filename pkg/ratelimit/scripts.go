@@ -172,8 +172,9 @@ redis.call("EXPIRE", KEYS[1], tonumber(ARGV[3]))
 return {1, spent}
 `)
 
-// adjustScript settles or compensates one identity: shifts the request and
-// token buckets and changes the budget counters by signed deltas.
+// adjustScript compensates one identity (a split admission refused on the
+// other side): shifts the request and token buckets and changes the budget
+// counters by signed deltas.
 // KEYS: request TAT, token TAT, identity budget[, global budget].
 // ARGV: req rate, req period, req delta (requests), tokens per minute,
 // token delta, budget delta (µ$), budget TTL seconds[, global delta (µ$)].
@@ -242,6 +243,31 @@ if cost > 0 and global > 0 and #KEYS >= 3 then
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 return {1, 0}
+`)
+
+// settleScript settles one call: shifts the token bucket, changes the budget
+// counters by signed deltas and gives the call's concurrency lease back.
+// KEYS: token TAT, identity budget, call leases[, global budget]. ARGV:
+// tokens per minute, token delta, budget delta (µ$), budget TTL seconds,
+// call id ("" = none)[, global delta (µ$)].
+var settleScript = redis.NewScript(gcraLua + `
+local tpm = tonumber(ARGV[1])
+local tok_delta = tonumber(ARGV[2])
+local money = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+if tpm > 0 and tok_delta ~= 0 then
+  shift(KEYS[1], 60 / tpm, tok_delta)
+end
+if money ~= 0 then
+  add_money(KEYS[2], money, ttl)
+end
+if ARGV[5] ~= "" then
+  redis.call("ZREM", KEYS[3], ARGV[5])
+end
+if #KEYS >= 4 and tonumber(ARGV[6]) ~= 0 then
+  add_money(KEYS[4], tonumber(ARGV[6]), ttl)
+end
+return 1
 `)
 
 // releaseScript gives a call's concurrency lease back. KEYS: call leases.

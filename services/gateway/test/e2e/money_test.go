@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyward/keyward/pkg/redistest"
@@ -542,5 +543,71 @@ limits:
 	for i := range 3 {
 		code, _, b := post(t, gws[i].URL+"/v1/messages", nil, `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
 		require.Equal(t, http.StatusOK, code, string(b))
+	}
+}
+
+// scriptCalls is how many Lua scripts Redis has run (EVALSHA and EVAL),
+// not counting an EVALSHA refused with NOSCRIPT (the first use of a script
+// is an EVALSHA and an EVAL in the same round trip's fallback).
+func scriptCalls(t *testing.T, rds *redistest.Server) int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: rds.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		_, fields, _ := strings.Cut(line, ":")
+		for _, f := range strings.Split(fields, ",") {
+			k, v, _ := strings.Cut(f, "=")
+			var x int64
+			switch k {
+			case "calls":
+				_, err = fmt.Sscanf(v, "%d", &x)
+				n += x
+			case "failed_calls":
+				_, err = fmt.Sscanf(v, "%d", &x)
+				n -= x
+			}
+			require.NoError(t, err)
+		}
+	}
+	return n
+}
+
+// Live metering costs at most one Redis round trip per 4,096 output tokens
+// on top of admission and settlement.
+func TestLiveMeteringRoundTripsPerStream(t *testing.T) {
+	rds := redistest.Start(t)
+	mock := testenv.StartMock(t)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_RATE_LIMIT=", "KEYWARD_CONFIG="+writeConfig(t, `
+models:
+  allowed: [claude-haiku-4-5]
+  default: claude-haiku-4-5
+  max_tokens_cap: 32000
+limits:
+  requests: "1000/60s"
+  tokens_per_minute: 1000000
+  daily_budget_usd: 100
+`))
+	for _, out := range []int{500, 20000} {
+		before := scriptCalls(t, rds)
+		body := fmt.Sprintf(`{"model":"claude-haiku-4-5","max_tokens":32000,"stream":true,"messages":[{"role":"user","content":"go [[mock:output_tokens=%d]]"}]}`, out)
+		code, evs, _ := streamCall(t, gw.URL+"/v1/messages", body, nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "message_stop", lastEvent(evs).name)
+		var trips int64
+		require.Eventually(t, func() bool {
+			trips = scriptCalls(t, rds) - before
+			return trips >= 2 // admission and settlement
+		}, 5*time.Second, 20*time.Millisecond)
+		extra := trips - 2
+		allowed := int64(math.Ceil(float64(out) / 4096))
+		t.Logf("figure: a %d-token stream: %d Redis round trips (admit, settle and %d extensions; at most %d allowed)", out, trips, extra, allowed)
+		require.LessOrEqual(t, extra, allowed)
 	}
 }
