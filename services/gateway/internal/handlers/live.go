@@ -264,10 +264,6 @@ func (cm *callMoney) settle(u anthropic.Usage, estimatedReason string) {
 	cm.h.settle(cm.st, cm.d, cm.model, u)
 }
 
-// budgetStopMessage is the error event's message when the gateway stops an
-// answer at the budget.
+// budgetStopMessage is the message of the budget_exceeded error event that
+// ends a stream the gateway stopped at the budget (endMessage).
 const budgetStopMessage = "the answer was stopped: it would cost more than your remaining budget or token rate allows"
-
-// budgetExceededEvent is the SSE error event ending a stream the budget
-// stopped, in Anthropic's error shape.
-func budgetExceededEvent() []byte { return errorEvent("budget_exceeded", budgetStopMessage) }
