@@ -611,3 +611,32 @@ limits:
 		require.LessOrEqual(t, extra, allowed)
 	}
 }
+
+// Input the gateway could not see coming (server-side context, here the
+// mock's input_tokens: 400k tokens, $1.20 against a $1 budget) shows up in
+// message_start: the upstream has billed it already, but the stream is
+// stopped right there, before any output is paid for.
+func TestLiveEnforcementStopsAtMessageStartForUnseenInput(t *testing.T) {
+	mock := testenv.StartMock(t)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+writeConfig(t, `
+models:
+  allowed: [claude-sonnet-4-6]
+  default: claude-sonnet-4-6
+  max_tokens_cap: 32000
+limits:
+  requests: "1000/60s"
+  daily_budget_usd: 1
+`), "KEYWARD_RATE_LIMIT=")
+	body := `{"model":"claude-sonnet-4-6","max_tokens":32000,"stream":true,
+		"messages":[{"role":"user","content":"big context [[mock:input_tokens=400000 output_tokens=5000 event_delay_ms=1]]"}]}`
+	code, evs, _ := streamCall(t, gw.URL+"/v1/messages", body, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.GreaterOrEqual(t, len(evs), 2)
+	require.Equal(t, "message_start", evs[0].name)
+	require.Equal(t, "error", lastEvent(evs).name)
+	require.Contains(t, lastEvent(evs).data, "budget_exceeded")
+	require.Eventually(t, func() bool { return mockBilling(t, mock).Total.Calls == 1 }, 10*time.Second, 20*time.Millisecond)
+	bl := mockBilling(t, mock)
+	t.Logf("figure: unseen input: upstream billed %d input, %d output tokens ($%.4f); %d events reached the caller", bl.Total.InputTokens, bl.Total.OutputTokens, billedUSD(t, bl), len(evs))
+	require.Less(t, bl.Total.OutputTokens, int64(100), "no output was paid for after the input showed the budget was gone")
+}
