@@ -294,7 +294,7 @@ limits:
 // replicas sharing one Redis — fast mode at 6×, thinking hidden behind
 // display:"omitted", 100-page URL documents the body does not show, web
 // searches with their fees — against one $5 daily budget. Together they
-// would cost ~$12; the upstream must bill at most $5.25.
+// would cost ~$17; the upstream must bill at most $5.25.
 func TestAdversarialMixHoldsTheBudgetAcrossReplicas(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
@@ -325,6 +325,8 @@ limits:
 		// three web searches of 8,000 result tokens each, plus their fees
 		`{"model":"claude-haiku-4-5","max_tokens":4000,"stream":true,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3}],
 			"messages":[{"role":"user","content":"search [[mock:web_search=3 search_result_tokens=8000 output_tokens=1000 event_delay_ms=1]]"}]}`,
+		// fast mode again, through the Claude Code-sized max_tokens
+		`{"model":"claude-opus-4-6","max_tokens":32000,"stream":true,"speed":"fast","messages":[{"role":"user","content":"fast again [[mock:output_tokens=12000 event_delay_ms=1]]"}]}`,
 	}
 	type result struct {
 		code    int
