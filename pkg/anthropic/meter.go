@@ -123,8 +123,9 @@ func (m *StreamMeter) Watch(w Watcher, firstOutput int64) {
 }
 
 // Write feeds raw SSE bytes, split anywhere. Lines may end in "\n", "\r\n"
-// or "\r". It never fails, so it can sit behind an io.MultiWriter or
-// io.TeeReader without ever breaking the stream it observes.
+// or "\r". Without a Watcher it never fails, so it can sit behind an
+// io.MultiWriter or io.TeeReader without ever breaking the stream it
+// observes.
 //
 // Once a Watcher has halted the meter, Write returns ErrMeterHalted and the
 // number of bytes up to the end of the event that halted it: a proxy

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -404,6 +405,45 @@ func runConformance(t *testing.T, newLimiter limiterFactory) {
 			require.ErrorIs(t, err, ErrInvalidRequest)
 			_, err = lim.Extend(ctx, nil, 1, 0)
 			require.ErrorIs(t, err, ErrInvalidRequest)
+		}},
+		{"concurrent calls are capped until a settle gives a lease back", func(t *testing.T, lim Limiter, _ *testClock) {
+			pol := Policy{Requests: perMinute(100), MaxConcurrent: 3}
+			var held []Reservation
+			for i := range 3 {
+				d, err := lim.Admit(ctx, Request{Key: "sub:conc", Policy: pol, CallID: fmt.Sprintf("call-%d", i)})
+				require.NoError(t, err)
+				require.True(t, d.Allowed, "call %d", i+1)
+				require.True(t, d.Reservation.Settles(), "a lease must be given back")
+				held = append(held, d.Reservation)
+			}
+			d, err := lim.Admit(ctx, Request{Key: "sub:conc", Policy: pol, CallID: "call-4"})
+			require.NoError(t, err)
+			require.False(t, d.Allowed)
+			require.Equal(t, ReasonConcurrency, d.Reason)
+			require.Equal(t, time.Second, d.RetryAfter)
+			other, err := lim.Admit(ctx, Request{Key: "sub:conc-other", Policy: pol, CallID: "call-4"})
+			require.NoError(t, err)
+			require.True(t, other.Allowed, "another identity has its own slots")
+			require.NoError(t, lim.Settle(ctx, held[0], Usage{}))
+			d, err = lim.Admit(ctx, Request{Key: "sub:conc", Policy: pol, CallID: "call-5"})
+			require.NoError(t, err)
+			require.True(t, d.Allowed, "the settled call's slot is free again")
+			_, err = lim.Admit(ctx, Request{Key: "sub:conc", Policy: pol})
+			require.ErrorIs(t, err, ErrInvalidRequest, "a cap needs a call id")
+		}},
+		{"a lease whose settle never comes expires", func(t *testing.T, lim Limiter, clock *testClock) {
+			pol := Policy{MaxConcurrent: 1}
+			d, err := lim.Admit(ctx, Request{Key: "sub:lease", Policy: pol, CallID: "dead-replica", Lease: time.Second})
+			require.NoError(t, err)
+			require.True(t, d.Allowed)
+			d, err = lim.Admit(ctx, Request{Key: "sub:lease", Policy: pol, CallID: "next", Lease: time.Second})
+			require.NoError(t, err)
+			require.False(t, d.Allowed)
+			clock.Advance(1500 * time.Millisecond)
+			require.Eventually(t, func() bool {
+				d, err := lim.Admit(ctx, Request{Key: "sub:lease", Policy: pol, CallID: "next", Lease: time.Second})
+				return err == nil && d.Allowed
+			}, 3*time.Second, 50*time.Millisecond)
 		}},
 		{"bad input is refused with ErrInvalidRequest", func(t *testing.T, lim Limiter, _ *testClock) {
 			pol := Policy{Requests: perMinute(10)}

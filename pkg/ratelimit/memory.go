@@ -47,7 +47,18 @@ type memEntry struct {
 	reqTAT   float64
 	tokTAT   float64
 	budget   memBudget
-	lastSeen float64 // for eviction: the least recently seen goes first
+	lastSeen float64            // for eviction: the least recently seen goes first
+	calls    map[string]float64 // concurrency leases: call id → expiry
+}
+
+// liveCalls drops expired leases and returns how many are held.
+func (e *memEntry) liveCalls(now float64) int {
+	for id, exp := range e.calls {
+		if exp <= now {
+			delete(e.calls, id)
+		}
+	}
+	return len(e.calls)
 }
 
 // memBudget is a day's spend in micro-dollars, including reservations.
@@ -148,6 +159,9 @@ func (m *Memory) Admit(_ context.Context, req Request) (Decision, error) {
 	if p.checkGlobal && m.global.spent(day)+p.costMicro > p.globalMicro && reason == ReasonNone {
 		reason, retry = ReasonGlobalBudget, untilMidnight(t)
 	}
+	if p.concurrency > 0 && e != nil && e.liveCalls(now) >= p.concurrency && reason == ReasonNone {
+		reason, retry = ReasonConcurrency, time.Second
+	}
 
 	if reason != ReasonNone {
 		// Nothing is consumed; report the request bucket as it stands.
@@ -176,6 +190,12 @@ func (m *Memory) Admit(_ context.Context, req Request) (Decision, error) {
 	if p.checkGlobal {
 		m.global.add(day, p.costMicro)
 	}
+	if p.concurrency > 0 {
+		if e.calls == nil {
+			e.calls = make(map[string]float64)
+		}
+		e.calls[p.callID] = now + p.leaseSecs
+	}
 	d.Allowed = true
 	d.Reservation = p.reservation(req, day, m.backend)
 	return d, nil
@@ -191,13 +211,21 @@ func (m *Memory) Settle(_ context.Context, res Reservation, used Usage) error {
 	}
 	t := m.now()
 	s := newSettlement(res, used, t)
-	if s.empty() {
+	if s.empty() && res.CallID == "" {
 		return nil
 	}
 	now := gcraSeconds(t)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if res.CallID != "" {
+		if e := m.entries[res.Key]; e != nil {
+			delete(e.calls, res.CallID)
+		}
+		if s.empty() {
+			return nil
+		}
+	}
 	if s.checkGlobal && s.budgetDelta != 0 {
 		m.global.add(s.day, s.budgetDelta)
 	}
@@ -380,7 +408,7 @@ func (m *Memory) sweep(t time.Time, now float64) {
 	m.lastSweep = t
 	day := utcDay(t)
 	for k, e := range m.entries {
-		if e.reqTAT <= now && e.tokTAT <= now && e.budget.spent(day) == 0 {
+		if e.reqTAT <= now && e.tokTAT <= now && e.budget.spent(day) == 0 && e.liveCalls(now) == 0 {
 			delete(m.entries, k)
 		}
 	}

@@ -80,15 +80,30 @@ func (p Policy) validate() error {
 	if p.TokensPerMinute < 0 {
 		return fmt.Errorf("%w: negative tokens per minute", ErrInvalidRequest)
 	}
+	if p.MaxConcurrent < 0 {
+		return fmt.Errorf("%w: negative concurrency cap", ErrInvalidRequest)
+	}
 	if err := validUSD("daily budget", p.DailyBudgetUSD); err != nil {
 		return err
 	}
 	return validUSD("global daily budget", p.GlobalDailyUSD)
 }
 
+// defaultLease bounds how long a dead replica's call holds a concurrency slot.
+const defaultLease = 15 * time.Minute
+
+// maxCallIDLen bounds call ids (sorted-set members).
+const maxCallIDLen = 128
+
 func (r Request) validate() error {
 	if err := validKey(r.Key); err != nil {
 		return err
+	}
+	if r.Policy.MaxConcurrent > 0 && (r.CallID == "" || len(r.CallID) > maxCallIDLen) {
+		return fmt.Errorf("%w: a concurrency cap needs a call id of 1-%d bytes", ErrInvalidRequest, maxCallIDLen)
+	}
+	if r.Lease < 0 {
+		return fmt.Errorf("%w: negative lease", ErrInvalidRequest)
 	}
 	if r.Tokens < 0 {
 		return fmt.Errorf("%w: negative token estimate", ErrInvalidRequest)
@@ -102,6 +117,9 @@ func (r Request) validate() error {
 func (res Reservation) validate() error {
 	if err := validKey(res.Key); err != nil {
 		return err
+	}
+	if len(res.CallID) > maxCallIDLen {
+		return fmt.Errorf("%w: call id longer than %d bytes", ErrInvalidRequest, maxCallIDLen)
 	}
 	if res.Tokens < 0 {
 		return fmt.Errorf("%w: negative reserved tokens", ErrInvalidRequest)
@@ -137,10 +155,21 @@ type plan struct {
 	checkGlobal  bool
 	checkTokens  bool
 	checkRequest bool
+	concurrency  int     // cap on calls in flight; 0: no check
+	callID       string  // the lease this call takes
+	leaseSecs    float64 // how long the lease lives without Settle
 }
 
 func newPlan(req Request) plan {
 	p := plan{requests: req.Policy.Requests.normalized(), tpm: req.Policy.TokensPerMinute}
+	if req.Policy.MaxConcurrent > 0 {
+		p.concurrency, p.callID = req.Policy.MaxConcurrent, req.CallID
+		lease := req.Lease
+		if lease <= 0 {
+			lease = defaultLease
+		}
+		p.leaseSecs = lease.Seconds()
+	}
 	p.checkRequest = !p.requests.IsZero()
 	if req.Tokens > 0 && p.tpm > 0 {
 		p.checkTokens, p.tokens = true, req.Tokens
@@ -160,7 +189,9 @@ func newPlan(req Request) plan {
 
 // onlyRequests reports whether the plan is a plain request-rate check, which
 // the Redis limiter hands to redis_rate unchanged.
-func (p plan) onlyRequests() bool { return !p.checkTokens && !p.checkBudget && !p.checkGlobal }
+func (p plan) onlyRequests() bool {
+	return !p.checkTokens && !p.checkBudget && !p.checkGlobal && p.concurrency == 0
+}
 
 // unsatisfiable returns the limit this request can never fit into, however
 // long the caller waits: more tokens than the whole per-minute bucket, or a
@@ -180,7 +211,7 @@ func (p plan) unsatisfiable() Reason {
 // reservation builds what Admit hands back for Settle. The reserved amounts
 // are only those actually put aside, so Settle refunds exactly them.
 func (p plan) reservation(req Request, day, backend string) Reservation {
-	res := Reservation{Key: req.Key, Policy: req.Policy, Day: day, Backend: backend}
+	res := Reservation{Key: req.Key, Policy: req.Policy, Day: day, Backend: backend, CallID: p.callID}
 	if p.checkTokens {
 		res.Tokens = p.tokens
 	}

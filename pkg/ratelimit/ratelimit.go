@@ -41,6 +41,11 @@ type Policy struct {
 	TokensPerMinute int64   // input+output tokens per minute
 	DailyBudgetUSD  float64 // USD per identity per UTC day
 	GlobalDailyUSD  float64 // USD for all identities together per UTC day
+	// MaxConcurrent caps the identity's upstream calls in flight at once,
+	// across every replica sharing the store (0 = no cap). Each admitted
+	// call holds a lease until Settle, or until the lease expires when its
+	// replica died.
+	MaxConcurrent int
 }
 
 // Request asks for admission of one upstream call.
@@ -49,6 +54,12 @@ type Request struct {
 	Policy  Policy
 	Tokens  int64   // reservation estimate: input estimate + max_tokens; 0 skips the token check
 	CostUSD float64 // reservation estimate in USD; 0 skips the budget checks
+	// CallID names the call's concurrency lease: unique per call (the
+	// caller generates it, never from client input). Required when
+	// Policy.MaxConcurrent > 0.
+	CallID string
+	// Lease is how long a lease lives if Settle never comes (default 15m).
+	Lease time.Duration
 }
 
 // Reason names the limit that refused a request.
@@ -60,6 +71,7 @@ const (
 	ReasonTokens       Reason = "tokens"
 	ReasonBudget       Reason = "budget"
 	ReasonGlobalBudget Reason = "global_budget"
+	ReasonConcurrency  Reason = "concurrency"
 	ReasonBackend      Reason = "backend"
 )
 
@@ -89,14 +101,16 @@ type Reservation struct {
 	CostUSD float64
 	Day     string // UTC day the cost was reserved on (YYYY-MM-DD)
 	Backend string // which backend holds it; Settle routes to the same one
+	CallID  string // the concurrency lease Settle gives back ("" when none)
 }
 
 // Settles reports whether Settle can change anything for this reservation.
-// Only token and budget limits are reconciled with what a call used; a
-// request-count limit is final at admission, so callers may skip Settle
-// (and the context and timer they would make for it).
+// Only token and budget limits are reconciled with what a call used, and a
+// concurrency lease is given back; a request-count limit is final at
+// admission, so callers may skip Settle (and the context and timer they
+// would make for it).
 func (r Reservation) Settles() bool {
-	return r.Policy.TokensPerMinute > 0 || toMicro(r.Policy.DailyBudgetUSD) > 0 || toMicro(r.Policy.GlobalDailyUSD) > 0
+	return r.CallID != "" || r.Policy.TokensPerMinute > 0 || toMicro(r.Policy.DailyBudgetUSD) > 0 || toMicro(r.Policy.GlobalDailyUSD) > 0
 }
 
 // Usage is what a call actually consumed (from the upstream's usage fields).

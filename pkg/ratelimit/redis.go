@@ -154,6 +154,8 @@ func (r *Redis) tag(key string) string {
 // prepends "rate:").
 func (r *Redis) reqKey(key string) string { return r.tag(key) + ":req" }
 
+func (r *Redis) callsKey(key string) string { return r.tag(key) + ":calls" }
+
 func (r *Redis) identityKeys(key, day string) []string {
 	tag := r.tag(key)
 	return []string{redisRatePrefix + tag + ":req", redisRatePrefix + tag + ":tok", tag + ":usd:" + day}
@@ -243,14 +245,14 @@ func parseAdmit(v any) (admitResult, error) {
 	}, nil
 }
 
-var scriptReasons = map[int64]Reason{1: ReasonRequests, 2: ReasonTokens, 3: ReasonBudget, 4: ReasonGlobalBudget}
+var scriptReasons = map[int64]Reason{1: ReasonRequests, 2: ReasonTokens, 3: ReasonBudget, 4: ReasonGlobalBudget, 5: ReasonConcurrency}
 
 // admitScripted runs the all-or-nothing pre-check script: alone on a single
 // Redis, or in one pipeline with the global reservation when the global key
 // is in another slot (then a rejection by one side is compensated on the
 // other, which costs a second round trip only for rejected requests).
 func (r *Redis) admitScripted(ctx context.Context, p plan, key, day string, t time.Time, d Decision) (Decision, error) {
-	keys := r.identityKeys(key, day)
+	keys := append(r.identityKeys(key, day), r.callsKey(key))
 	global := p.globalMicro
 	if r.split {
 		global = 0
@@ -261,6 +263,7 @@ func (r *Redis) admitScripted(ctx context.Context, p plan, key, day string, t ti
 		p.requests.Burst, p.requests.Rate, p.requests.Period.Seconds(),
 		p.tpm, p.tokens,
 		p.budgetMicro, global, p.costMicro, r.ttlSecs,
+		p.concurrency, p.callID, p.leaseSecs,
 	}
 	if !p.checkRequest {
 		args[1] = 0
@@ -312,9 +315,12 @@ func (r *Redis) admitScripted(ctx context.Context, p plan, key, day string, t ti
 		if p.checkRequest {
 			reqDelta = -1
 		}
-		r.compensate(ctx, scriptCall{adjustScript, keys, []any{
+		r.compensate(ctx, scriptCall{adjustScript, keys[:3], []any{
 			rateArg(p), p.requests.Period.Seconds(), reqDelta, p.tpm, -p.tokens, -budgetArg(p), r.ttlSecs,
 		}})
+		if p.concurrency > 0 {
+			r.compensate(ctx, scriptCall{releaseScript, []string{r.callsKey(key)}, []any{p.callID}})
+		}
 	case globalOK:
 		r.compensate(ctx, scriptCall{moneyScript, []string{r.globalKey(day)}, []any{-p.costMicro, r.ttlSecs}})
 	}
@@ -368,7 +374,7 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 		return fmt.Errorf("settling reservation: %w", err)
 	}
 	s := newSettlement(res, used, r.now())
-	if s.empty() {
+	if s.empty() && res.CallID == "" {
 		return nil
 	}
 	identityMoney, globalMoney := int64(0), int64(0)
@@ -378,10 +384,11 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 	if s.checkGlobal {
 		globalMoney = s.budgetDelta
 	}
-	var calls []scriptCall
-	identity := scriptCall{adjustScript, r.identityKeys(res.Key, s.day), []any{
-		0, 0, 0, s.tpm, s.tokenDelta, identityMoney, r.ttlSecs,
+	ids := r.identityKeys(res.Key, s.day)
+	identity := scriptCall{settleScript, []string{ids[1], ids[2], r.callsKey(res.Key)}, []any{
+		s.tpm, s.tokenDelta, identityMoney, r.ttlSecs, res.CallID,
 	}}
+	var calls []scriptCall
 	switch {
 	case globalMoney != 0 && !r.split:
 		// One script for everything; a single Redis has no slots to respect.
@@ -389,7 +396,7 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 		identity.args = append(identity.args, globalMoney)
 		calls = append(calls, identity)
 	case globalMoney != 0:
-		if s.tokenDelta != 0 || identityMoney != 0 {
+		if s.tokenDelta != 0 || identityMoney != 0 || res.CallID != "" {
 			calls = append(calls, identity)
 		}
 		calls = append(calls, scriptCall{moneyScript, []string{r.globalKey(s.day)}, []any{globalMoney, r.ttlSecs}})

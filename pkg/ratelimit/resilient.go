@@ -256,6 +256,9 @@ func (r *Resilient) share(p Policy) Policy {
 	if p.TokensPerMinute > 0 {
 		p.TokensPerMinute = max(1, p.TokensPerMinute/int64(n))
 	}
+	if p.MaxConcurrent > 0 {
+		p.MaxConcurrent = max(1, p.MaxConcurrent/n)
+	}
 	p.DailyBudgetUSD = shareUSD(p.DailyBudgetUSD, n)
 	p.GlobalDailyUSD = shareUSD(p.GlobalDailyUSD, n)
 	return p
@@ -342,7 +345,7 @@ func (r *Resilient) Extend(ctx context.Context, res *Reservation, moreTokens int
 		return false, fmt.Errorf("extending reservation: %w", ErrBackendUnavailable)
 	}
 	p := r.share(res.Policy)
-	p.Requests = Limit{}
+	p.Requests, p.MaxConcurrent = Limit{}, 0 // an extension is not a new call
 	d, err := r.local.Admit(ctx, Request{Key: res.Key, Policy: p, Tokens: moreTokens, CostUSD: moreUSD})
 	if err != nil {
 		return false, err

@@ -69,13 +69,15 @@ end
 `
 
 // admitScript runs every pre-check of one request and commits only if all
-// pass. KEYS: request TAT, token TAT, identity budget, global budget (the
-// last may be a same-slot dummy when the global cap is checked separately).
-// ARGV: req burst, req rate, req period (rate 0 = no check); tokens per
-// minute, token cost (0 = no check); identity budget, global budget (µ$,
-// 0 = no check); cost (µ$); budget TTL seconds.
+// pass. KEYS: request TAT, token TAT, identity budget, the identity's call
+// leases (a sorted set: call id by lease expiry), global budget (absent
+// when the global cap is checked separately). ARGV: req burst, req rate,
+// req period (rate 0 = no check); tokens per minute, token cost (0 = no
+// check); identity budget, global budget (µ$, 0 = no check); cost (µ$);
+// budget TTL seconds; concurrent-call cap (0 = no check), call id, lease
+// seconds.
 // Returns {allowed, reason, remaining, retry_after, reset_after}; reason
-// 1 requests, 2 tokens, 3 budget, 4 global budget.
+// 1 requests, 2 tokens, 3 budget, 4 global budget, 5 concurrent calls.
 var admitScript = redis.NewScript(gcraLua + `
 local req_burst = tonumber(ARGV[1])
 local req_rate = tonumber(ARGV[2])
@@ -86,6 +88,9 @@ local budget = tonumber(ARGV[6])
 local global = tonumber(ARGV[7])
 local cost = tonumber(ARGV[8])
 local ttl = tonumber(ARGV[9])
+local conc = tonumber(ARGV[10] or "0")
+local call_id = ARGV[11]
+local lease = tonumber(ARGV[12] or "0")
 
 local reason = 0
 local retry_after = -1
@@ -110,8 +115,14 @@ end
 
 local gspent = 0
 if global > 0 then
-  gspent = tonumber(redis.call("GET", KEYS[4]) or "0")
+  gspent = tonumber(redis.call("GET", KEYS[5]) or "0")
   if gspent + cost > global and reason == 0 then reason = 4 end
+end
+
+if conc > 0 then
+  -- leases of calls whose replica died expire by themselves
+  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now)
+  if redis.call("ZCARD", KEYS[4]) >= conc and reason == 0 then reason = 5; retry_after = 1 end
 end
 
 if reason ~= 0 then
@@ -135,8 +146,12 @@ if budget > 0 then
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 if global > 0 then
-  redis.call("INCRBY", KEYS[4], cost)
-  redis.call("EXPIRE", KEYS[4], ttl)
+  redis.call("INCRBY", KEYS[5], cost)
+  redis.call("EXPIRE", KEYS[5], ttl)
+end
+if conc > 0 then
+  redis.call("ZADD", KEYS[4], now + lease, call_id)
+  redis.call("EXPIRE", KEYS[4], math.ceil(lease) + 1)
 end
 return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0)}
 `)
@@ -157,8 +172,9 @@ redis.call("EXPIRE", KEYS[1], tonumber(ARGV[3]))
 return {1, spent}
 `)
 
-// adjustScript settles or compensates one identity: shifts the request and
-// token buckets and changes the budget counters by signed deltas.
+// adjustScript compensates one identity (a split admission refused on the
+// other side): shifts the request and token buckets and changes the budget
+// counters by signed deltas.
 // KEYS: request TAT, token TAT, identity budget[, global budget].
 // ARGV: req rate, req period, req delta (requests), tokens per minute,
 // token delta, budget delta (µ$), budget TTL seconds[, global delta (µ$)].
@@ -227,4 +243,36 @@ if cost > 0 and global > 0 and #KEYS >= 3 then
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 return {1, 0}
+`)
+
+// settleScript settles one call: shifts the token bucket, changes the budget
+// counters by signed deltas and gives the call's concurrency lease back.
+// KEYS: token TAT, identity budget, call leases[, global budget]. ARGV:
+// tokens per minute, token delta, budget delta (µ$), budget TTL seconds,
+// call id ("" = none)[, global delta (µ$)].
+var settleScript = redis.NewScript(gcraLua + `
+local tpm = tonumber(ARGV[1])
+local tok_delta = tonumber(ARGV[2])
+local money = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+if tpm > 0 and tok_delta ~= 0 then
+  shift(KEYS[1], 60 / tpm, tok_delta)
+end
+if money ~= 0 then
+  add_money(KEYS[2], money, ttl)
+end
+if ARGV[5] ~= "" then
+  redis.call("ZREM", KEYS[3], ARGV[5])
+end
+if #KEYS >= 4 and tonumber(ARGV[6]) ~= 0 then
+  add_money(KEYS[4], tonumber(ARGV[6]), ttl)
+end
+return 1
+`)
+
+// releaseScript gives a call's concurrency lease back. KEYS: call leases.
+// ARGV: call id.
+var releaseScript = redis.NewScript(`
+redis.call("ZREM", KEYS[1], ARGV[1])
+return 1
 `)

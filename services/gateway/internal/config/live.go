@@ -10,13 +10,13 @@ type Live struct {
 	OutputSlice int64
 	// MaxConcurrentCalls caps one identity's concurrent upstream calls
 	// (streams and JSON) across every replica when Redis is shared
-	// (KEYWARD_MAX_CONCURRENT_CALLS, default 8; 0 = no cap).
+	// (KEYWARD_MAX_CONCURRENT_CALLS, default 32; 0 = no cap).
 	MaxConcurrentCalls int
 }
 
 func loadLive(p *problems, get func(string, string) string) Live {
 	return Live{
 		OutputSlice:        int64(intVar(p, get, "KEYWARD_RESERVE_OUTPUT_TOKENS", 4096, 256)),
-		MaxConcurrentCalls: intVar(p, get, "KEYWARD_MAX_CONCURRENT_CALLS", 8, 0),
+		MaxConcurrentCalls: intVar(p, get, "KEYWARD_MAX_CONCURRENT_CALLS", 32, 0),
 	}
 }

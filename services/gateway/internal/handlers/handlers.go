@@ -48,7 +48,9 @@ func (h *Handlers) handle(fn func(c *gin.Context) error) gin.HandlerFunc {
 
 // admit checks every limit for one upstream call in one backend round trip
 // and sets the RateLimit-* headers (before any byte of a stream).
-func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD float64) (*ratelimit.Decision, error) {
+// A callID (unique per upstream call) takes one of the identity's
+// concurrent-call slots, shared across replicas (live.go).
+func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD float64, callID string) (*ratelimit.Decision, error) {
 	pol := h.Cfg.PolicyFor(st.Caller.Tier)
 	if pol.TokensPerMinute == 0 {
 		tokens = 0
@@ -56,7 +58,11 @@ func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD
 	if pol.DailyBudgetUSD == 0 && pol.GlobalDailyUSD == 0 {
 		costUSD = 0
 	}
-	d, err := h.Limiter.Admit(c.Request.Context(), ratelimit.Request{Key: st.Caller.Key, Policy: pol, Tokens: tokens, CostUSD: costUSD})
+	req := ratelimit.Request{Key: st.Caller.Key, Policy: pol, Tokens: tokens, CostUSD: costUSD}
+	if callID != "" && h.Cfg.Live.MaxConcurrentCalls > 0 {
+		req.Policy.MaxConcurrent, req.CallID, req.Lease = h.Cfg.Live.MaxConcurrentCalls, callID, h.callLease()
+	}
+	d, err := h.Limiter.Admit(c.Request.Context(), req)
 	if err != nil {
 		h.Metrics.RateLimitRejects.WithLabelValues("backend").Inc()
 		return nil, err
@@ -68,6 +74,10 @@ func (h *Handlers) admit(c *gin.Context, st *reqctx.State, tokens int64, costUSD
 			// Waiting can never help: one call is bigger than the whole limit.
 			h.Metrics.RateLimitRejects.WithLabelValues(string(d.Reason)).Inc()
 			return nil, httperr.Invalid(unsatisfiableMessage(d.Reason, pol), "max_tokens")
+		}
+		if d.Reason == ratelimit.ReasonConcurrency {
+			h.Metrics.RateLimitRejects.WithLabelValues("concurrency").Inc()
+			return nil, tooManyCalls(req.Policy.MaxConcurrent)
 		}
 		if d.Reason == ratelimit.ReasonBackend {
 			h.Metrics.RateLimitRejects.WithLabelValues("backend").Inc()

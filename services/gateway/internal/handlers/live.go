@@ -2,14 +2,19 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
 
@@ -70,12 +75,35 @@ func (h *Handlers) admitCall(c *gin.Context, st *reqctx.State, model string, max
 		return nil, err
 	}
 	cm.bounds.InputTokens, cm.bounds.LateInputTokens = r.inputTokens, r.lateInputTokens
-	d, err := h.admit(c, st, r.tokens, r.usd)
+	d, err := h.admit(c, st, r.tokens, r.usd, newCallID())
 	if err != nil {
 		return nil, err
 	}
 	cm.d = d
 	return cm, nil
+}
+
+// newCallID names one upstream call's concurrency lease: random, never
+// taken from the client (a repeated id would share one slot).
+func newCallID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// callLease is how long a call's concurrency slot outlives a replica that
+// died before settling it: the longest a call can last, plus a minute.
+func (h *Handlers) callLease() time.Duration {
+	return max(h.Cfg.MaxStreamDuration, h.Cfg.RequestTimeout) + time.Minute
+}
+
+// tooManyCalls is the 429 for an identity at its concurrent-call cap.
+func tooManyCalls(max int) *httperr.Error {
+	return &httperr.Error{
+		Status: http.StatusTooManyRequests, Short: "Rate limit exceeded", Type: "rate_limit_error",
+		Message:    fmt.Sprintf("Maximum %d concurrent calls", max),
+		RetryAfter: time.Second, ShouldRetry: "true", Outcome: "limited:concurrency",
+	}
 }
 
 // estimateReserve is the reservation of a gateway-built request (/api/*):
@@ -236,10 +264,6 @@ func (cm *callMoney) settle(u anthropic.Usage, estimatedReason string) {
 	cm.h.settle(cm.st, cm.d, cm.model, u)
 }
 
-// budgetStopMessage is the error event's message when the gateway stops an
-// answer at the budget.
+// budgetStopMessage is the message of the budget_exceeded error event that
+// ends a stream the gateway stopped at the budget (endMessage).
 const budgetStopMessage = "the answer was stopped: it would cost more than your remaining budget or token rate allows"
-
-// budgetExceededEvent is the SSE error event ending a stream the budget
-// stopped, in Anthropic's error shape.
-func budgetExceededEvent() []byte { return errorEvent("budget_exceeded", budgetStopMessage) }

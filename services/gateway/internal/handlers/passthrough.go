@@ -126,7 +126,7 @@ func (h *Handlers) CountTokens() gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if _, err := h.admit(c, st, 0, 0); err != nil {
+		if _, err := h.admit(c, st, 0, 0, ""); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.Cfg.RequestTimeout)

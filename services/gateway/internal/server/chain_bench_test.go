@@ -122,6 +122,7 @@ func BenchmarkChain(b *testing.B) {
 		{"messages-json", "/v1/messages", benchMessage(false, "64"), h, false},
 		{"messages-json-budgets", "/v1/messages", benchMessage(false, "64"), budgets, false},
 		{"messages-stream", "/v1/messages", benchMessage(true, "240"), h, true},
+		{"messages-stream-budgets", "/v1/messages", benchMessage(true, "240"), budgets, true},
 		{"query", "/api/query", `{"question":"Which plan churns most?","context":{"plans":{"basic":120,"pro":40},"period":"Q3"}}`, h, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -32,7 +32,7 @@ limits:
 
 const urlDocBody = `{"model":"claude-sonnet-4-6","max_tokens":1000,"messages":[{"role":"user","content":[
 	{"type":"document","source":{"type":"url","url":"https://example.com/annual-report.pdf"}},
-	{"type":"text","text":"Summarise it. [[mock:first_byte_ms=4000 output_tokens=50]]"}]}]}`
+	{"type":"text","text":"Summarise it. [[mock:first_byte_ms=4000 output_tokens=50 doc_pages=1 doc_page_tokens=100]]"}]}]}`
 
 func spentUSD(t *testing.T, gw *testenv.Gateway) float64 {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keyward/keyward/pkg/redistest"
@@ -293,7 +294,7 @@ limits:
 // replicas sharing one Redis — fast mode at 6×, thinking hidden behind
 // display:"omitted", 100-page URL documents the body does not show, web
 // searches with their fees — against one $5 daily budget. Together they
-// would cost ~$12; the upstream must bill at most $5.25.
+// would cost ~$17; the upstream must bill at most $5.25.
 func TestAdversarialMixHoldsTheBudgetAcrossReplicas(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
@@ -324,6 +325,8 @@ limits:
 		// three web searches of 8,000 result tokens each, plus their fees
 		`{"model":"claude-haiku-4-5","max_tokens":4000,"stream":true,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":3}],
 			"messages":[{"role":"user","content":"search [[mock:web_search=3 search_result_tokens=8000 output_tokens=1000 event_delay_ms=1]]"}]}`,
+		// fast mode again, through the Claude Code-sized max_tokens
+		`{"model":"claude-opus-4-6","max_tokens":32000,"stream":true,"speed":"fast","messages":[{"role":"user","content":"fast again [[mock:output_tokens=12000 event_delay_ms=1]]"}]}`,
 	}
 	type result struct {
 		code    int
@@ -477,4 +480,165 @@ limits:
 	require.Equal(t, http.StatusTooManyRequests, code, string(b))
 	require.Contains(t, string(b), "Daily budget")
 	require.False(t, math.IsNaN(after))
+}
+
+// The per-identity cap on concurrent upstream calls holds across replicas
+// (one Redis sorted set of leases, in the admission round trip), for JSON
+// calls and streams alike, and settling gives the slots back.
+func TestConcurrentCallCapIsSharedAcrossReplicas(t *testing.T) {
+	rds := redistest.Start(t)
+	mock := testenv.StartMock(t)
+	cfg := writeConfig(t, `
+models:
+  allowed: [claude-haiku-4-5]
+  default: claude-haiku-4-5
+limits:
+  requests: "1000/60s"
+  max_concurrent_streams: 50
+`)
+	var gws []*testenv.Gateway
+	for range 3 {
+		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg,
+			"KEYWARD_RATE_LIMIT=", "KEYWARD_MAX_CONCURRENT_CALLS=3"))
+	}
+	slowJSON := `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
+	slowStream := `{"model":"claude-haiku-4-5","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
+	codes := make([]int, 9)
+	bodies := make([]string, 9)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if i%2 == 0 {
+				c, _, b := post(t, gws[i%3].URL+"/v1/messages", nil, slowJSON)
+				codes[i], bodies[i] = c, string(b)
+				return
+			}
+			codes[i], _, _ = streamCall(t, gws[i%3].URL+"/v1/messages", slowStream, nil)
+		}(i)
+	}
+	wg.Wait()
+	ok, limited := 0, 0
+	for i, c := range codes {
+		switch c {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			limited++
+			if bodies[i] != "" {
+				require.Contains(t, bodies[i], "Maximum 3 concurrent calls")
+			}
+		default:
+			t.Fatalf("call %d: unexpected %d %s", i, c, bodies[i])
+		}
+	}
+	t.Logf("figure: 9 concurrent calls over 3 replicas with a cap of 3: %d admitted, %d refused", ok, limited)
+	require.Equal(t, 3, ok)
+	require.Equal(t, 6, limited)
+	limitedMetric := 0.0
+	for _, gw := range gws {
+		limitedMetric += gw.Metric(t, "keyward_ratelimit_rejections_total", "limit", "concurrency")
+	}
+	require.Equal(t, 6.0, limitedMetric)
+	// Every slot was given back at settle.
+	for i := range 3 {
+		code, _, b := post(t, gws[i].URL+"/v1/messages", nil, `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusOK, code, string(b))
+	}
+}
+
+// scriptCalls is how many Lua scripts Redis has run (EVALSHA and EVAL),
+// not counting an EVALSHA refused with NOSCRIPT (the first use of a script
+// is an EVALSHA and an EVAL in the same round trip's fallback).
+func scriptCalls(t *testing.T, rds *redistest.Server) int64 {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: rds.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		_, fields, _ := strings.Cut(line, ":")
+		for _, f := range strings.Split(fields, ",") {
+			k, v, _ := strings.Cut(f, "=")
+			var x int64
+			switch k {
+			case "calls":
+				_, err = fmt.Sscanf(v, "%d", &x)
+				n += x
+			case "failed_calls":
+				_, err = fmt.Sscanf(v, "%d", &x)
+				n -= x
+			}
+			require.NoError(t, err)
+		}
+	}
+	return n
+}
+
+// Live metering costs at most one Redis round trip per 4,096 output tokens
+// on top of admission and settlement.
+func TestLiveMeteringRoundTripsPerStream(t *testing.T) {
+	rds := redistest.Start(t)
+	mock := testenv.StartMock(t)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_RATE_LIMIT=", "KEYWARD_CONFIG="+writeConfig(t, `
+models:
+  allowed: [claude-haiku-4-5]
+  default: claude-haiku-4-5
+  max_tokens_cap: 32000
+limits:
+  requests: "1000/60s"
+  tokens_per_minute: 1000000
+  daily_budget_usd: 100
+`))
+	for _, out := range []int{500, 20000} {
+		before := scriptCalls(t, rds)
+		body := fmt.Sprintf(`{"model":"claude-haiku-4-5","max_tokens":32000,"stream":true,"messages":[{"role":"user","content":"go [[mock:output_tokens=%d]]"}]}`, out)
+		code, evs, _ := streamCall(t, gw.URL+"/v1/messages", body, nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "message_stop", lastEvent(evs).name)
+		var trips int64
+		require.Eventually(t, func() bool {
+			trips = scriptCalls(t, rds) - before
+			return trips >= 2 // admission and settlement
+		}, 5*time.Second, 20*time.Millisecond)
+		extra := trips - 2
+		allowed := int64(math.Ceil(float64(out) / 4096))
+		t.Logf("figure: a %d-token stream: %d Redis round trips (admit, settle and %d extensions; at most %d allowed)", out, trips, extra, allowed)
+		require.LessOrEqual(t, extra, allowed)
+	}
+}
+
+// Input the gateway could not see coming (server-side context, here the
+// mock's input_tokens: 400k tokens, $1.20 against a $1 budget) shows up in
+// message_start: the upstream has billed it already, but the stream is
+// stopped right there, before any output is paid for.
+func TestLiveEnforcementStopsAtMessageStartForUnseenInput(t *testing.T) {
+	mock := testenv.StartMock(t)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+writeConfig(t, `
+models:
+  allowed: [claude-sonnet-4-6]
+  default: claude-sonnet-4-6
+  max_tokens_cap: 32000
+limits:
+  requests: "1000/60s"
+  daily_budget_usd: 1
+`), "KEYWARD_RATE_LIMIT=")
+	body := `{"model":"claude-sonnet-4-6","max_tokens":32000,"stream":true,
+		"messages":[{"role":"user","content":"big context [[mock:input_tokens=400000 output_tokens=5000 event_delay_ms=1]]"}]}`
+	code, evs, _ := streamCall(t, gw.URL+"/v1/messages", body, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.GreaterOrEqual(t, len(evs), 2)
+	require.Equal(t, "message_start", evs[0].name)
+	require.Equal(t, "error", lastEvent(evs).name)
+	require.Contains(t, lastEvent(evs).data, "budget_exceeded")
+	require.Eventually(t, func() bool { return mockBilling(t, mock).Total.Calls == 1 }, 10*time.Second, 20*time.Millisecond)
+	bl := mockBilling(t, mock)
+	t.Logf("figure: unseen input: upstream billed %d input, %d output tokens ($%.4f); %d events reached the caller", bl.Total.InputTokens, bl.Total.OutputTokens, billedUSD(t, bl), len(evs))
+	require.Less(t, bl.Total.OutputTokens, int64(100), "no output was paid for after the input showed the budget was gone")
 }
