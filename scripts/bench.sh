@@ -90,8 +90,11 @@ benchtable() {
   echo "the machine is shared with other jobs: req/s moves with the load average, CPU per request much less."
   echo "Read and write calls are the gateway's read(2)/write(2) counts from /proc/<pid>/io (sockets and log)."
   echo
+  echo "The upstream hop is the one production runs: the mock serves HTTPS with HTTP/2 (a certificate it"
+  echo "generates at start), and the gateway, the bare proxy and the direct rows all call it over TLS."
+  echo
   echo "Two calibration rows come from the same run. *bare proxy* is Go's own"
-  echo "net/http/httputil.ReverseProxy with its stock transport in front of the same mock — no limiter,"
+  echo "net/http/httputil.ReverseProxy with its stock transport in front of the same mock over the same TLS hop — no limiter,"
   echo "metrics, access log or validation — started by loadgen as its own process and measured the same"
   echo "way: the floor any net/http proxy pays on this machine, which sits at or beyond several of the"
   echo "issue's targets. *no Redis* is the gateway with its in-memory limiter: the difference to the"

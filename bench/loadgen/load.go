@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -58,8 +61,32 @@ func newClient(conns int) *http.Client {
 		MaxIdleConnsPerHost: conns * 2,
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
+		// The direct phases call the mock over TLS and HTTP/2, as the
+		// proxies do.
+		TLSClientConfig:   upstreamTLS(),
+		ForceAttemptHTTP2: true,
 	}}
 }
+
+// upstreamRoots is the pool trusting the mock's generated CA (nil: the
+// system roots, for a plain-http run).
+var upstreamRoots *x509.CertPool
+
+// trustUpstreamCA makes every client of this process trust the mock's CA.
+func trustUpstreamCA(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("reading the mock's CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s: no certificate", file)
+	}
+	upstreamRoots = pool
+	return nil
+}
+
+func upstreamTLS() *tls.Config { return &tls.Config{RootCAs: upstreamRoots} }
 
 // closedLoop sends n requests from c workers, each sending its next request
 // as soon as the previous answer has been read completely. Every answer is

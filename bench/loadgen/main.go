@@ -4,7 +4,7 @@
 // the gateway, and reports requests/s, latency percentiles, gateway CPU per
 // request (from /proc/<pid>/stat), Redis commands per request (from INFO
 // commandstats) and gateway RSS — then checks them against the targets of
-// issue 9. It is its own module (run with GOWORK=off) with no dependencies
+// issue 15. The mock serves HTTPS with HTTP/2, as the real upstream does. It is its own module (run with GOWORK=off) with no dependencies
 // outside the standard library.
 //
 //	GOWORK=off go run . -bin ../../bin [-n 20000] [-c 32] [-md summary.md]
@@ -43,6 +43,7 @@ type options struct {
 	profile    string
 	gwEnv      string
 	baseline   bool
+	plainHTTP  bool
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
 	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
 	flag.DurationVar(&o.phaseLimit, "phase-timeout", 90*time.Second, "upper bound on each phase")
+	flag.BoolVar(&o.plainHTTP, "plain-upstream", false, "serve the mock over plain http instead of HTTPS with HTTP/2 (the hop production runs to api.anthropic.com)")
 	flag.BoolVar(&o.baseline, "baseline", true, "also measure a bare httputil.ReverseProxy (no limiter, metrics or log) as the calibration point")
 	flag.StringVar(&o.gwEnv, "gateway-env", "", "extra environment for the gateways, space-separated NAME=VALUE pairs (e.g. GOGC=200), for A/B runs")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the gateway per gateway phase into this directory (needs a gateway built with -tags pprof)")
@@ -98,7 +100,10 @@ type stack struct {
 	rAddr   string
 	mock    *proc
 	mockURL string
-	procs   []*proc
+	// caFile is the mock's generated CA (empty over plain http): the
+	// gateway and the bare proxy trust it for the upstream hop.
+	caFile string
+	procs  []*proc
 }
 
 func (s *stack) close() {
@@ -154,6 +159,7 @@ func (s *stack) startGateway(o options, name, yaml string, extraEnv ...string) (
 		"KEYWARD_ADDR=127.0.0.1:" + strconv.Itoa(port),
 		"KEYWARD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(mport),
 		"KEYWARD_UPSTREAM_URL=" + s.mockURL,
+		"KEYWARD_UPSTREAM_CA_FILE=" + s.caFile,
 		"ANTHROPIC_API_KEY=" + mockKey,
 		"KEYWARD_REDIS_URL=redis://" + s.rAddr + "/0",
 		"KEYWARD_RATE_LIMIT=10000000/60s",
@@ -208,18 +214,35 @@ func startStack(o options) (*stack, error) {
 	if err != nil {
 		return s, err
 	}
-	s.mockURL = "http://127.0.0.1:" + strconv.Itoa(mport)
-	s.mock, err = startProc("mockanthropic", filepath.Join(o.bin, "mockanthropic"), nil, []string{
-		"MOCKANTHROPIC_ADDR=127.0.0.1:" + strconv.Itoa(mport),
+	maddr := "127.0.0.1:" + strconv.Itoa(mport)
+	s.mockURL = "http://" + maddr
+	env := []string{
+		"MOCKANTHROPIC_ADDR=" + maddr,
 		"MOCKANTHROPIC_API_KEY=" + mockKey,
 		// The mock is the stand-in upstream: its own request log is not
 		// what is measured, and both paths hit the same mock.
 		"MOCKANTHROPIC_LOG_LEVEL=warn",
-	}, dir)
+	}
+	if !o.plainHTTP {
+		tlsDir := filepath.Join(dir, "mock-tls")
+		env = append(env, "MOCKANTHROPIC_TLS_GENERATE="+tlsDir)
+		s.mockURL = "https://" + maddr
+		s.caFile = filepath.Join(tlsDir, "ca.pem")
+	}
+	s.mock, err = startProc("mockanthropic", filepath.Join(o.bin, "mockanthropic"), nil, env, dir)
 	if err != nil {
 		return s, err
 	}
 	s.procs = append(s.procs, s.mock)
+	if s.caFile != "" {
+		// The mock writes ca.pem before it listens.
+		if err := waitTCP(s.mock, maddr); err != nil {
+			return s, err
+		}
+		if err := trustUpstreamCA(s.caFile); err != nil {
+			return s, err
+		}
+	}
 	if err := waitHTTP(s.mock, s.mockURL+"/_mock/health"); err != nil {
 		return s, err
 	}

@@ -94,7 +94,8 @@ func freePort() (int, error) {
 
 // waitHTTP polls url until it answers 200, the process exits, or 20 s pass.
 func waitHTTP(p *proc, url string) error {
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: upstreamTLS()}}
+	defer c.CloseIdleConnections()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.exited() {

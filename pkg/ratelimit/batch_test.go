@@ -376,7 +376,6 @@ func TestBatcherSenderPanics(t *testing.T) {
 	require.True(t, b.take())
 
 	type result struct {
-		err      error
 		panicked any
 		cmd      *redis.Cmd
 	}

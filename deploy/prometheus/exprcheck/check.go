@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -114,7 +115,7 @@ func (c Checker) resolve(vs *parser.VectorSelector, targetLabel map[string]bool)
 		others      []*labels.Matcher
 	)
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			nameMatcher = m
 		} else {
 			others = append(others, m)

@@ -3,7 +3,6 @@ package config
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -145,20 +144,4 @@ func TestDotEnvIsAFallbackOnly(t *testing.T) {
 	b, _ := get("KEYWARD_TEST_ONLY_B")
 	require.Equal(t, "from-file", a)
 	require.Equal(t, "from-env", b, "the process environment wins over .env")
-}
-
-func TestCatalogParameterChecks(t *testing.T) {
-	cat := DefaultCatalog()
-	q := cat["mrr_analysis"]
-	_, err := q.Render(map[string]any{"time_period": "last_30_days", "segment": strings.Repeat("x", 65)})
-	require.ErrorContains(t, err, "segment")
-	p, err := q.Render(map[string]any{"time_period": "last_7_days", "segment": "enterprise", "include_forecast": true})
-	require.NoError(t, err)
-	require.Contains(t, p, "last_7_days")
-	require.Contains(t, p, "enterprise")
-	require.Contains(t, p, "forecast")
-	var pe *ParamError
-	_, err = q.Render(map[string]any{"time_period": 7.0, "extra": 1})
-	require.ErrorAs(t, err, &pe)
-	require.Equal(t, []string{"extra"}, pe.Fields)
 }

@@ -94,7 +94,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 	}()
 
-	if err := s.buildTLS(bg, opts.LogWriteErrors); err != nil {
+	if opts.LogWriteErrors != nil {
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "keyward_log_write_errors_total", Help: "Log batches dropped because writing them failed (the log writer goes on with the next batch).",
+		}, opts.LogWriteErrors))
+	}
+	if err := s.buildTLS(bg); err != nil {
 		return nil, err
 	}
 

@@ -126,14 +126,9 @@ func (r *certReloader) tlsConfig() *tls.Config {
 // rotation, as the API key file is.
 const certPollInterval = 2 * time.Second
 
-// buildTLS loads the listeners' certificates and registers the metrics
-// that belong to the process's plumbing rather than to requests.
-func (s *Server) buildTLS(bg context.Context, logWriteErrors func() float64) error {
-	if logWriteErrors != nil {
-		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "keyward_log_write_errors_total", Help: "Log batches dropped because writing them failed (the writer recovers on the next batch).",
-		}, logWriteErrors))
-	}
+// buildTLS loads the listeners' certificates (a bad pair is a start-up
+// error), starts watching them, and exports when each expires.
+func (s *Server) buildTLS(bg context.Context) error {
 	expiry := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "keyward_tls_cert_expiry_timestamp_seconds", Help: "When the certificate a listener serves expires (Unix seconds), by listener.",
 	}, []string{"listener"})

@@ -69,7 +69,7 @@ func TestConcurrentCallsNeverOverspendTheBudget(t *testing.T) {
 
 	// The /api shape says budget_exceeded, and SDKs are told not to retry.
 	code, hdr, b := post(t, gws[0].URL+"/v1/messages", nil, body)
-	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Equal(t, http.StatusTooManyRequests, code, string(b))
 	require.Equal(t, "false", hdr.Get("X-Should-Retry"))
 	code, _, b = post(t, gws[1].URL+"/api/query", nil, query)
 	require.Equal(t, http.StatusTooManyRequests, code, string(b))

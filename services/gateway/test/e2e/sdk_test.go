@@ -32,7 +32,7 @@ func sdk(gatewayURL, key string, opts ...option.RequestOption) anthropic.Client 
 
 func ask(text string) anthropic.MessageNewParams {
 	return anthropic.MessageNewParams{
-		Model:     anthropic.ModelClaudeSonnet4_5,
+		Model:     anthropic.Model("claude-sonnet-4-5"),
 		MaxTokens: 512,
 		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(text))},
 	}
@@ -75,7 +75,7 @@ func TestOfficialSDKThroughTheGateway(t *testing.T) {
 			require.Equal(t, anthropic.StopReasonEndTurn, acc.StopReason)
 
 			n, err := client.Messages.CountTokens(ctx, anthropic.MessageCountTokensParams{
-				Model:    anthropic.ModelClaudeSonnet4_5,
+				Model:    anthropic.Model("claude-sonnet-4-5"),
 				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(strings.Repeat("a", 400)))},
 			})
 			require.NoError(t, err)

@@ -51,6 +51,7 @@ func TestUpstreamOverTLSSpeaksHTTP2(t *testing.T) {
 	require.Equal(t, 1.0, gw.Metric(t, "keyward_upstream_requests_total", `code="529"`))
 	require.Equal(t, 3.0, gw.Metric(t, "keyward_upstream_requests_total", `code="200"`))
 	require.Equal(t, 1.0, gw.Metric(t, "keyward_upstream_retries_total", `model="claude-sonnet-4-5"`))
+	require.Contains(t, gw.MetricsText(t), "\nkeyward_log_write_errors_total 0\n", "the log writer's failures are exported")
 }
 
 // Without the CA the gateway refuses the upstream's certificate: a clean

@@ -55,7 +55,7 @@ func adminJSON(t *testing.T, method, url, body string, out any) {
 
 func question(text string) anthropic.MessageNewParams {
 	return anthropic.MessageNewParams{
-		Model:     anthropic.ModelClaudeSonnet4_5,
+		Model:     anthropic.Model("claude-sonnet-4-5"),
 		MaxTokens: 1024,
 		System:    []anthropic.TextBlockParam{{Text: "You are a SaaS analytics assistant."}},
 		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(text))},
@@ -69,7 +69,7 @@ func TestSDKMessage(t *testing.T) {
 	msg, err := client.Messages.New(context.Background(), question("What drove churn last quarter?"), option.WithResponseInto(&raw))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(msg.ID, "msg_"))
-	require.Equal(t, anthropic.ModelClaudeSonnet4_5, msg.Model)
+	require.Equal(t, anthropic.Model("claude-sonnet-4-5"), msg.Model)
 	require.Equal(t, anthropic.StopReasonEndTurn, msg.StopReason)
 	require.Len(t, msg.Content, 1)
 	require.Contains(t, msg.Content[0].Text, `"What drove churn last quarter?"`)

@@ -1,0 +1,279 @@
+// Package catalog is the whitelist of analytics query types behind
+// POST /api/analytics-query: each type's typed parameter schema, the checks
+// a caller's parameters must pass, and the prompt rendered from them. The
+// gateway's configuration loads it (defaults, or the YAML's analytics
+// section); the handlers look types up and render them.
+package catalog
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"text/template"
+	"unicode/utf8"
+)
+
+// Catalog is the whitelist of analytics query types. Lookup is exact: a
+// query type is a map key, never a pattern.
+type Catalog map[string]*QueryType
+
+// QueryType is one whitelisted analytics query with its parameter schema.
+type QueryType struct {
+	Name        string
+	Description string
+	Parameters  map[string]Param
+	prompt      *template.Template
+}
+
+// Param describes one typed parameter.
+type Param struct {
+	Type      string   `yaml:"type" json:"type"` // enum, string, boolean, integer, number
+	Values    []string `yaml:"values" json:"values,omitempty"`
+	Required  bool     `yaml:"required" json:"required,omitempty"`
+	MaxLength int      `yaml:"max_length" json:"max_length,omitempty"`
+	Min       *float64 `yaml:"min" json:"min,omitempty"`
+	Max       *float64 `yaml:"max" json:"max,omitempty"`
+	Default   any      `yaml:"default" json:"default,omitempty"`
+}
+
+// Entry is one catalog entry in the YAML file.
+type Entry struct {
+	Description string           `yaml:"description"`
+	Prompt      string           `yaml:"prompt"`
+	Parameters  map[string]Param `yaml:"parameters"`
+}
+
+var periods = []string{"last_7_days", "last_30_days", "last_90_days", "last_12_months", "year_to_date"}
+
+// Default is the seed's four query types.
+func Default() Catalog {
+	period := Param{Type: "enum", Values: periods, Required: true}
+	segment := Param{Type: "string", MaxLength: 64}
+	entries := map[string]Entry{
+		"mrr_analysis": {
+			Description: "MRR trends and insights",
+			Prompt: "Analyse monthly recurring revenue (MRR) for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
+				"Describe the trend, the main drivers (new, expansion, contraction, churn) and anything unusual.{{if .include_forecast}} End with a short forecast for the next period and its assumptions.{{end}}",
+			Parameters: map[string]Param{"time_period": period, "segment": segment, "include_forecast": {Type: "boolean"}},
+		},
+		"churn_analysis": {
+			Description: "Churn rate patterns",
+			Prompt: "Analyse customer churn for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
+				"Report logo and revenue churn, the patterns behind them and the {{if .top_n}}{{.top_n}}{{else}}3{{end}} most useful retention actions.",
+			Parameters: map[string]Param{"time_period": period, "segment": segment, "top_n": {Type: "integer", Min: ptr(1), Max: ptr(10)}},
+		},
+		"conversion_analysis": {
+			Description: "Funnel performance",
+			Prompt: "Analyse funnel conversion for the period {{.time_period}}{{if .funnel_stage}}, focusing on the {{.funnel_stage}} stage{{end}}. " +
+				"Give conversion rates between stages, where prospects drop off and what to test next.",
+			Parameters: map[string]Param{"time_period": period, "funnel_stage": {Type: "enum", Values: []string{"visitor_to_trial", "trial_to_paid", "paid_to_expansion"}}},
+		},
+		"cohort_analysis": {
+			Description: "Retention patterns",
+			Prompt: "Analyse retention by {{if .cohort_by}}{{.cohort_by}}{{else}}signup_month{{end}} cohort over {{.time_period}}. " +
+				"Compare cohorts, name the strongest and weakest, and explain what differs between them.",
+			Parameters: map[string]Param{"time_period": period, "cohort_by": {Type: "enum", Values: []string{"signup_month", "plan", "acquisition_channel"}}},
+		},
+	}
+	cat, errs := Build(entries)
+	if len(errs) > 0 {
+		panic("built-in catalog is invalid: " + strings.Join(errs, "; "))
+	}
+	return cat
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// Build checks the YAML's entries and returns the valid ones, with one
+// message per problem (the configuration reports them all at start-up).
+func Build(entries map[string]Entry) (Catalog, []string) {
+	var errs []string
+	cat := Catalog{}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		e := entries[name]
+		where := "analytics." + name
+		if !validName(name) {
+			errs = append(errs, fmt.Sprintf("%s: query type names are lower-case letters, digits and underscores", where))
+			continue
+		}
+		if strings.TrimSpace(e.Prompt) == "" {
+			errs = append(errs, fmt.Sprintf("%s.prompt is required", where))
+			continue
+		}
+		tmpl, err := template.New(name).Option("missingkey=zero").Parse(e.Prompt)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s.prompt: %v", where, err))
+			continue
+		}
+		for pn, p := range e.Parameters {
+			if !validName(pn) {
+				errs = append(errs, fmt.Sprintf("%s.parameters.%s: names are lower-case letters, digits and underscores", where, pn))
+			}
+			switch p.Type {
+			case "enum":
+				if len(p.Values) == 0 {
+					errs = append(errs, fmt.Sprintf("%s.parameters.%s: enum needs values", where, pn))
+				}
+			case "string", "boolean", "integer", "number":
+			default:
+				errs = append(errs, fmt.Sprintf("%s.parameters.%s: type %q: want enum, string, boolean, integer or number", where, pn, p.Type))
+			}
+		}
+		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, prompt: tmpl}
+	}
+	if len(entries) > 0 && len(cat) == 0 && len(errs) == 0 {
+		errs = append(errs, "analytics: no valid query types")
+	}
+	return cat, errs
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParamError names what is wrong with the parameters of a query.
+type ParamError struct {
+	Fields  []string
+	Message string
+}
+
+func (e *ParamError) Error() string { return e.Message }
+
+// Render checks params against the schema and renders the prompt. Unknown
+// parameters, missing required ones and values of the wrong type are errors
+// that name the parameter.
+func (q *QueryType) Render(params map[string]any) (string, error) {
+	var unknown, bad []string
+	var msgs []string
+	for k := range params {
+		if _, ok := q.Parameters[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	if len(unknown) > 0 {
+		return "", &ParamError{Fields: unknown, Message: fmt.Sprintf("unknown parameters for %s: %s", q.Name, strings.Join(unknown, ", "))}
+	}
+	values := map[string]any{}
+	names := make([]string, 0, len(q.Parameters))
+	for n := range q.Parameters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := q.Parameters[n]
+		v, ok := params[n]
+		if !ok || v == nil {
+			if p.Required {
+				bad = append(bad, n)
+				msgs = append(msgs, n+" is required")
+			} else if p.Default != nil {
+				values[n] = p.Default
+			}
+			continue
+		}
+		norm, msg := p.check(v)
+		if msg != "" {
+			bad = append(bad, n)
+			msgs = append(msgs, n+" "+msg)
+			continue
+		}
+		values[n] = norm
+	}
+	if len(bad) > 0 {
+		return "", &ParamError{Fields: bad, Message: "invalid parameters for " + q.Name + ": " + strings.Join(msgs, "; ")}
+	}
+	var buf bytes.Buffer
+	if err := q.prompt.Execute(&buf, values); err != nil {
+		return "", fmt.Errorf("rendering prompt %s: %w", q.Name, err)
+	}
+	return buf.String(), nil
+}
+
+func (p Param) check(v any) (any, string) {
+	switch p.Type {
+	case "enum":
+		s, ok := v.(string)
+		if !ok {
+			return nil, "must be one of: " + strings.Join(p.Values, ", ")
+		}
+		for _, allowed := range p.Values {
+			if s == allowed {
+				return s, ""
+			}
+		}
+		return nil, "must be one of: " + strings.Join(p.Values, ", ")
+	case "string":
+		s, ok := v.(string)
+		if !ok {
+			return nil, "must be a string"
+		}
+		max := p.MaxLength
+		if max <= 0 {
+			max = 256
+		}
+		if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+			return nil, fmt.Sprintf("must be valid text of at most %d characters", max)
+		}
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				return nil, "must not contain control characters"
+			}
+		}
+		return s, ""
+	case "boolean":
+		b, ok := v.(bool)
+		if !ok {
+			return nil, "must be true or false"
+		}
+		return b, ""
+	case "integer", "number":
+		f, ok := v.(float64)
+		if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, "must be a number"
+		}
+		if p.Type == "integer" && f != math.Trunc(f) {
+			return nil, "must be a whole number"
+		}
+		if p.Min != nil && f < *p.Min || p.Max != nil && f > *p.Max {
+			return nil, fmt.Sprintf("must be between %v and %v", deref(p.Min), deref(p.Max))
+		}
+		if p.Type == "integer" {
+			return int64(f), ""
+		}
+		return f, ""
+	}
+	return nil, "has an unsupported type"
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return "any"
+	}
+	return *f
+}
+
+// Names lists the query types in order.
+func (c Catalog) Names() []string {
+	out := make([]string, 0, len(c))
+	for n := range c {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
