@@ -18,7 +18,6 @@ func TestLongLine(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	r := bufio.NewReaderSize(resp.Body, 64<<10)
-	var lines []int
 	var events []string
 	var long []byte
 	for {
@@ -40,7 +39,6 @@ func TestLongLine(t *testing.T) {
 			require.NoError(t, err)
 			break
 		}
-		lines = append(lines, size-1)
 		if strings.HasPrefix(string(head), "event: ") {
 			events = append(events, strings.TrimSpace(string(head[7:])))
 		}
