@@ -83,6 +83,9 @@ func (r *Redis) Remove(ctx context.Context, kind, value string) (bool, error) {
 	return del.Val() > 0, r.Sync(ctx)
 }
 
+// Backend names the store.
+func (r *Redis) Backend() string { return "redis" }
+
 // List returns the revocations in force, read from Redis.
 func (r *Redis) List(ctx context.Context) ([]Entry, error) {
 	m, err := r.read(ctx)

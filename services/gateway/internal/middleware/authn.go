@@ -33,8 +33,8 @@ type AuthnConfig struct {
 	// Revoked, when set, is asked about every verified JWT (a local lookup,
 	// no network): a revoked token is a 401 with reason "revoked".
 	Revoked interface{ Revoked(auth.Identity) bool }
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Authn runs the IP allowlist, then HMAC signatures, then JWTs. A present but
