@@ -44,6 +44,9 @@ func (s *Server) buildAdmin(bg context.Context, now func() time.Time) error {
 		revs = revoke.Store{Denylist: s.admin.denylist}
 		s.admin.ledger = ledger.NewMemory(cfg.Admin.LedgerRetentionDays, now)
 	}
+	if !cfg.Admin.Ledger {
+		s.admin.ledger = nil
+	}
 	token := keyfile.Static("")
 	if cfg.Admin.TokenFile != "" {
 		token = keyfile.FromFile(cfg.Admin.TokenFile, 2*time.Second, s.log)

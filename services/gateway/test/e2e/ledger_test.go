@@ -236,7 +236,7 @@ type usageReport struct {
 }
 
 func TestLedgerMatchesTheAccessLogAndMetricsAcrossReplicas(t *testing.T) {
-	rds := redistest.Start(t)
+	rds := redistest.StartPersistent(t)
 	mock := testenv.StartMock(t)
 	tokFile := adminTokenFile(t)
 	cfg := writeConfig(t, `
@@ -400,4 +400,45 @@ limits:
 	require.Equal(t, http.StatusBadRequest, code)
 	code, _, _ = testenv.Do(t, http.MethodGet, adminURL(gws[0])+"/admin/usage?group_by=colour", bearer(adminToken), "")
 	require.Equal(t, http.StatusBadRequest, code)
+
+	// A Redis restart with persistence keeps the ledger.
+	rds.Stop()
+	rds.Restart()
+	require.Eventually(t, func() bool {
+		code, _, body := testenv.Do(t, http.MethodGet, adminURL(gws[1])+"/admin/usage?group_by=identity", bearer(adminToken), "")
+		var after usageReport
+		return code == http.StatusOK && json.Unmarshal(body, &after) == nil && after.Total.CostMicro == rep.Total.CostMicro &&
+			after.Total.Requests == rep.Total.Requests
+	}, 10*time.Second, 50*time.Millisecond, "the ledger survives a Redis restart")
+}
+
+// In the in-process mode (no Redis) revocation and the ledger live in the
+// gateway's memory, through its admin API only; the CLI says so.
+func TestInProcessModeRevokesAndCountsInMemory(t *testing.T) {
+	mock := testenv.StartMock(t)
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_JWT_SECRET="+jwtSecret, "KEYWARD_ADMIN_TOKEN_FILE="+adminTokenFile(t))
+	tok := mintJWT(t, "dora", "phone-1")
+	require.Equal(t, http.StatusOK, callWithAuth(t, gw.URL+"/v1/messages", tok,
+		`{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi [[mock:output_tokens=20]]"}]}`, 0))
+	code, _, body := testenv.Do(t, http.MethodGet, adminURL(gw)+"/admin/usage?group_by=identity", bearer(adminToken), "")
+	require.Equal(t, http.StatusOK, code)
+	var rep usageReport
+	require.NoError(t, json.Unmarshal(body, &rep))
+	require.Equal(t, "memory", rep.Backend, "the in-process ledger says where it lives")
+	require.Len(t, rep.Rows, 1)
+	require.Equal(t, "sub:dora", rep.Rows[0].Identity)
+	require.Positive(t, rep.Rows[0].CostMicro)
+
+	code, _, body = testenv.Do(t, http.MethodPost, adminURL(gw)+"/admin/revocations", bearer(adminToken), `{"jti":"phone-1","ttl":"1h"}`)
+	require.Equal(t, http.StatusCreated, code, string(body))
+	require.Contains(t, string(body), `"backend":"memory"`)
+	code, _, body = testenv.Do(t, http.MethodPost, gw.URL+"/v1/messages", bearer(tok),
+		`{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, http.StatusUnauthorized, code, "refused at once on this replica")
+	require.Contains(t, string(body), `"type":"authentication_error"`)
+	require.Contains(t, string(body), "revoked")
+
+	_, errOut, err := gatewayCmd(t, nil, "revoke", "--jti", "phone-1")
+	require.Error(t, err)
+	require.Contains(t, errOut, "admin API", "the CLI points at the admin API when there is no Redis")
 }
