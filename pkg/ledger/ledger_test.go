@@ -13,7 +13,7 @@ import (
 )
 
 // day1 is yesterday 10:00 UTC: Redis keys expire relative to the real clock.
-var day1 = time.Now().UTC().Truncate(24*time.Hour).Add(-14 * time.Hour)
+var day1 = time.Now().UTC().Truncate(24 * time.Hour).Add(-14 * time.Hour)
 
 func entries() []Entry {
 	e := func(id, tier, model string, t time.Time, in, out, cr, micro int64) Entry {
