@@ -45,7 +45,14 @@ func (h *Handlers) recordUsage(st *reqctx.State, d *ratelimit.Decision, model st
 	if d != nil && d.Reservation.Settles() && d.Reservation.Backend == ratelimit.BackendRedis {
 		return w
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if h.Limiter.Backend() != ratelimit.BackendRedis {
+		// Redis is down (the limiter is on its fallback): the write would
+		// hold this request for a dial timeout, so it is dropped (README
+		// "Who spent what").
+		h.Log.Debug("usage ledger write dropped while Redis is down", "request_id", st.RequestID)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := h.Ledger.Send(ctx, w); err != nil {
 		h.Log.Warn("writing the usage ledger failed", "request_id", st.RequestID, "error", err.Error())
