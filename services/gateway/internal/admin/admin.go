@@ -61,7 +61,8 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /admin/revocations", a.listRevocations)
 	mux.HandleFunc("POST /admin/revocations", a.addRevocation)
 	mux.HandleFunc("DELETE /admin/revocations", a.removeRevocation)
-	mux.HandleFunc("GET /admin/identities/{identity}", a.identity)
+	// {identity...}: an IPv6 identity is a /64 prefix ("ip:2001:db8::/64").
+	mux.HandleFunc("GET /admin/identities/{identity...}", a.identity)
 	mux.HandleFunc("GET /admin/usage", a.usage)
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, http.StatusNotFound, "not_found", "no such admin endpoint")

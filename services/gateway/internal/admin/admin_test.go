@@ -147,4 +147,8 @@ func TestAdminUsageAndIdentity(t *testing.T) {
 	require.Equal(t, "ledger", id["tier_from"])
 	require.Equal(t, 5.0, id["limits"].(map[string]any)["daily_budget_usd"])
 	require.Equal(t, "memory", id["backend"])
+
+	w = f.do("GET", "/admin/identities/ip:2001:db8:1:2::/64", bearer, "")
+	require.Equal(t, http.StatusOK, w.Code, "an IPv6 /64 identity has a slash: %s", w.Body.String())
+	require.Contains(t, w.Body.String(), `"identity":"ip:2001:db8:1:2::/64"`)
 }
