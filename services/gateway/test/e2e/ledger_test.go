@@ -196,6 +196,26 @@ type logLine struct {
 	Identity string   `json:"identity"`
 	Model    string   `json:"model"`
 	Cost     *float64 `json:"cost_usd"`
+	Input    int64    `json:"input_tokens"`
+	Output   int64    `json:"output_tokens"`
+	CacheRd  int64    `json:"cache_read_tokens"`
+	CacheWr  int64    `json:"cache_write_tokens"`
+}
+
+// tokenTotals are the access log's token sums.
+type tokenTotals struct{ in, out, cacheRead, cacheWrite int64 }
+
+func accessLogTokens(gws []*testenv.Gateway) (t tokenTotals) {
+	for _, gw := range gws {
+		for _, l := range strings.Split(gw.Logs(), "\n") {
+			var ll logLine
+			if json.Unmarshal([]byte(l), &ll) != nil || ll.Msg != "request" || ll.Route != "/v1/messages" {
+				continue
+			}
+			t.in, t.out, t.cacheRead, t.cacheWrite = t.in+ll.Input, t.out+ll.Output, t.cacheRead+ll.CacheRd, t.cacheWrite+ll.CacheWr
+		}
+	}
+	return t
 }
 
 // accessLogCosts sums cost_usd of the /v1/messages access log lines of gws,
@@ -230,9 +250,13 @@ type usageReport struct {
 		OutputTokens int64  `json:"output_tokens"`
 	} `json:"rows"`
 	Total struct {
-		Requests  int64 `json:"requests"`
-		CostMicro int64 `json:"cost_micro_usd"`
-		CacheHits int64 `json:"cache_hits"`
+		Requests   int64 `json:"requests"`
+		CostMicro  int64 `json:"cost_micro_usd"`
+		CacheHits  int64 `json:"cache_hits"`
+		Input      int64 `json:"input_tokens"`
+		Output     int64 `json:"output_tokens"`
+		CacheRead  int64 `json:"cache_read_tokens"`
+		CacheWrite int64 `json:"cache_write_tokens"`
 	} `json:"total"`
 }
 
@@ -329,6 +353,11 @@ limits:
 	}
 	require.Len(t, rep.Rows, len(micro), "one row per identity in the log")
 	require.Positive(t, rep.Total.CacheHits, "the repeated cached system prompt is a cache hit")
+	logTok := accessLogTokens(gws)
+	require.Equal(t, tokenTotals{rep.Total.Input, rep.Total.Output, rep.Total.CacheRead, rep.Total.CacheWrite}, logTok,
+		"the ledger's tokens are the access log's")
+	require.Positive(t, logTok.cacheRead)
+	require.Positive(t, logTok.cacheWrite)
 
 	metricUSD := gatewayCost(t, gws, "claude-sonnet-4-5", "claude-haiku-4-5")
 	require.InDelta(t, metricUSD, float64(rep.Total.CostMicro)/1e6, 0.5e-6*float64(calls+1),
