@@ -5,6 +5,7 @@ package auth
 
 import (
 	"errors"
+	"time"
 )
 
 // ErrUnauthenticated wraps every credential rejection. Use Reason(err) for
@@ -20,6 +21,11 @@ type Identity struct {
 	Subject string // JWT sub, or "hmac:<key id>"
 	Tier    string // value of the configured tier claim, "" if none
 	Method  string // "jwt" or "hmac"
+	// JWT only, for revocation: the jti claim ("" if none) and the iat and
+	// exp claims (zero if absent).
+	TokenID   string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
 }
 
 // Failure reasons, used as the label of keyward_auth_failures_total.
@@ -32,6 +38,7 @@ const (
 	ReasonExpired     = "expired"
 	ReasonNotYetValid = "not_yet_valid"
 	ReasonClaims      = "bad_claims" // iss, aud, missing exp, ...
+	ReasonRevoked     = "revoked"    // a valid token whose jti or subject an operator revoked
 	ReasonUnknownKey  = "unknown_key"
 	ReasonTimestamp   = "bad_timestamp"
 	ReasonReplay      = "replay"

@@ -48,7 +48,7 @@ func ExampleJWTVerifier_Verify() {
 		Subject: "alice", Tier: "pro", Issuer: "https://idp.example", TTL: time.Hour, Now: exampleNow,
 	})
 	id, err := v.Verify(ctx, good)
-	fmt.Printf("%+v %v\n", id, err)
+	fmt.Println(id.Subject, id.Tier, id.Method, id.ExpiresAt.Sub(id.IssuedAt), err)
 
 	stale, _ := auth.MintHS256([]byte(exampleSecret), auth.MintClaims{
 		Subject: "alice", Issuer: "https://idp.example", TTL: time.Hour, Now: exampleNow.Add(-2 * time.Hour),
@@ -59,7 +59,7 @@ func ExampleJWTVerifier_Verify() {
 	_, err = v.Verify(ctx, "not-a-jwt")
 	fmt.Println(auth.Reason(err))
 	// Output:
-	// {Subject:alice Tier:pro Method:jwt} <nil>
+	// alice pro jwt 1h0m0s <nil>
 	// expired true
 	// malformed
 }

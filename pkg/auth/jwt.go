@@ -232,7 +232,17 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (Identity, error
 		}
 		tier = s
 	}
-	return Identity{Subject: sub, Tier: tier, Method: "jwt"}, nil
+	id := Identity{Subject: sub, Tier: tier, Method: "jwt"}
+	if jti, ok := claims["jti"].(string); ok {
+		id.TokenID = jti
+	}
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		id.IssuedAt = iat.Time
+	}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		id.ExpiresAt = exp.Time
+	}
+	return id, nil
 }
 
 // lifetimeOK runs after validation, so exp exists and parses.

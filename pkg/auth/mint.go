@@ -14,6 +14,7 @@ type MintClaims struct {
 	Tier     string        // copied into the "tier" claim when set
 	Issuer   string        // iss, when set
 	Audience string        // aud, when set
+	ID       string        // jti, when set (what `gateway revoke --jti` names)
 	TTL      time.Duration // lifetime; must be positive
 	Now      time.Time     // issue time; zero means time.Now()
 }
@@ -49,6 +50,9 @@ func MintHS256(secret []byte, c MintClaims) (string, error) {
 	}
 	if c.Audience != "" {
 		claims["aud"] = c.Audience
+	}
+	if c.ID != "" {
+		claims["jti"] = c.ID
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 	if err != nil {

@@ -28,7 +28,14 @@ func TestMintHS256(t *testing.T) {
 	defer v.Close()
 	id, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
-	require.Equal(t, Identity{Subject: "alice", Method: "jwt"}, id)
+	require.Equal(t, Identity{Subject: "alice", Method: "jwt"}, withoutTimes(id))
+	require.Equal(t, t0.Unix(), id.IssuedAt.Unix(), "iat is reported for subject revocation")
+
+	withID, err := MintHS256([]byte(testSecret), MintClaims{Subject: "alice", ID: "laptop-1", TTL: time.Hour, Now: t0})
+	require.NoError(t, err)
+	id, err = v.Verify(context.Background(), withID)
+	require.NoError(t, err)
+	require.Equal(t, "laptop-1", id.TokenID, "jti is reported for revocation")
 
 	for name, bad := range map[string]struct {
 		secret string

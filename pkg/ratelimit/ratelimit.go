@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ErrBackendUnavailable is returned when the limiter cannot reach its store and
@@ -117,6 +119,18 @@ func (r Reservation) Settles() bool {
 type Usage struct {
 	Tokens  int64
 	CostUSD float64
+	// Record, when set, queues more writes (the usage ledger's) into the
+	// Redis settle's own pipeline, so they cost no round trip of their own;
+	// they are sent even when the settle has nothing to adjust. Only the
+	// Redis limiter sends them (Resilient keeps them with a settle it replays
+	// later); the memory limiter ignores them.
+	Record Recorder
+}
+
+// Recorder queues writes into a pipeline (see Usage.Record). Implementations
+// should be pointers, so Usage stays comparable.
+type Recorder interface {
+	Queue(p redis.Pipeliner)
 }
 
 // Status is a caller's own quota, read without consuming anything.

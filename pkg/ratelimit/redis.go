@@ -375,6 +375,14 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 	}
 	s := newSettlement(res, used, r.now())
 	if s.empty() && res.CallID == "" {
+		if used.Record == nil {
+			return nil
+		}
+		p := r.client.Pipeline()
+		used.Record.Queue(p)
+		if err := r.send(ctx, p); err != nil {
+			return fmt.Errorf("settling reservation in redis: %w", err)
+		}
 		return nil
 	}
 	identityMoney, globalMoney := int64(0), int64(0)
@@ -403,7 +411,7 @@ func (r *Redis) Settle(ctx context.Context, res Reservation, used Usage) error {
 	default:
 		calls = append(calls, identity)
 	}
-	if _, err := r.run(ctx, calls...); err != nil {
+	if _, err := r.runWith(ctx, used.Record, calls...); err != nil {
 		return fmt.Errorf("settling reservation in redis: %w", err)
 	}
 	return nil
@@ -593,6 +601,48 @@ func (r *Redis) run(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, err
 		}
 		if err := r.send(ctx, p); err != nil {
 			return nil, err
+		}
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil {
+			return cmds, err
+		}
+	}
+	return cmds, nil
+}
+
+// runWith is run with extra commands queued after the scripts in the same
+// pipeline. Only the scripts are retried after NOSCRIPT: the extra commands
+// went through the first time and must not be applied twice.
+func (r *Redis) runWith(ctx context.Context, extra Recorder, calls ...scriptCall) ([]*redis.Cmd, error) {
+	if extra == nil {
+		return r.run(ctx, calls...)
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	p := r.client.Pipeline()
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+	}
+	extra.Queue(p)
+	if err := r.send(ctx, p); err != nil {
+		return nil, err
+	}
+	var again []scriptCall
+	var at []int
+	for i, cmd := range cmds {
+		if isNoScript(cmd.Err()) {
+			again, at = append(again, calls[i]), append(at, i)
+		}
+	}
+	if len(again) > 0 {
+		redo, err := r.run(ctx, again...)
+		for j, i := range at {
+			if j < len(redo) {
+				cmds[i] = redo[j]
+			}
+		}
+		if err != nil {
+			return cmds, err
 		}
 	}
 	for _, cmd := range cmds {

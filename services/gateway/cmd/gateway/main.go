@@ -7,6 +7,10 @@
 //	                         mint a development HS256 JWT with KEYWARD_JWT_SECRET
 //	gateway healthcheck [URL]
 //	                         GET URL (default http://127.0.0.1:5001/health); exit 0 on 200
+//	gateway revoke --jti ID | --sub SUBJECT [--until T | --ttl D] [--remove] | --list
+//	                         deny JWTs on every replica (Redis mode)
+//	gateway usage [--from D] [--to D] [--identity ID] [--group-by F] [--top N] [--format F]
+//	                         who spent what, from the usage ledger in Redis
 //	gateway version
 package main
 
@@ -46,10 +50,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return mintToken(args[1:], stdout, stderr)
 		case "healthcheck":
 			return healthcheck(args[1:], stderr)
+		case "revoke":
+			return revokeCmd(args[1:], stdout, stderr)
+		case "usage":
+			return usageCmd(args[1:], stdout, stderr)
 		case "--check-config", "-check-config":
 			return checkConfig(stdout, stderr)
 		case "-h", "--help", "help":
-			fmt.Fprintln(stdout, "usage: gateway [--check-config | token --sub S [--ttl D] [--tier T] [--helper] | healthcheck [URL] | version]")
+			fmt.Fprintln(stdout, "usage: gateway [--check-config | token --sub S [--ttl D] [--tier T] [--helper] | healthcheck [URL] | revoke … | usage … | version]")
 			return 0
 		default:
 			fmt.Fprintf(stderr, "gateway: unknown argument %q (try --help)\n", args[0])

@@ -88,6 +88,7 @@ type Config struct {
 	MaxStreams  map[string]int
 	MaxInflight int
 	Live        Live
+	Admin       Admin  // admin API token and usage ledger retention (admin.go)
 	Safety      Safety // pre-auth bounds, retry-after cap, start-up safety checks (safety.go)
 
 	Prices            anthropic.PriceTable
@@ -214,6 +215,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	c.AuthRequired = boolVar(&p, get, "KEYWARD_AUTH_REQUIRED", false)
 	c.SendUserID = boolVar(&p, get, "KEYWARD_SEND_USER_ID", false)
 	c.Live = loadLive(&p, get)
+	c.Admin = loadAdmin(&p, get)
 
 	reqLimit := get("KEYWARD_RATE_LIMIT", "")
 

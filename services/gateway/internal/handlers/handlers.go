@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
+	"github.com/keyward/keyward/pkg/ledger"
 	"github.com/keyward/keyward/pkg/ratelimit"
 	"github.com/keyward/keyward/services/gateway/internal/config"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
@@ -27,6 +28,8 @@ type Handlers struct {
 	Metrics *metrics.Metrics
 	Limiter ratelimit.Limiter
 	Client  *anthropic.Client
+	// Ledger, when set, counts every settled call per identity, day and model.
+	Ledger ledger.Ledger
 	// ReadyCheck reports readiness and the body of GET /ready.
 	ReadyCheck func() (bool, map[string]any)
 	Version    string
@@ -110,12 +113,13 @@ func (h *Handlers) settle(st *reqctx.State, d *ratelimit.Decision, model string,
 	}
 	st.Usage, st.CostUSD = u, cost
 	h.Metrics.ObserveUsage(model, u, cost, priced)
+	record := h.recordUsage(st, d, model, u, cost)
 	if d == nil || !d.Reservation.Settles() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := h.Limiter.Settle(ctx, d.Reservation, ratelimit.Usage{Tokens: u.TotalTokens(), CostUSD: cost}); err != nil {
+	if err := h.Limiter.Settle(ctx, d.Reservation, ratelimit.Usage{Tokens: u.TotalTokens(), CostUSD: cost, Record: record}); err != nil {
 		h.Log.Warn("settling a reservation failed", "request_id", st.RequestID, "error", err.Error())
 	}
 }

@@ -191,8 +191,11 @@ func From(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Short: "Forbidden", Message: "your address is not allowed to use this service", Type: "permission_error", ShouldRetry: "false", Outcome: "ip_denied", cause: err}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		msg := "missing or invalid credentials"
-		if auth.Reason(err) == auth.ReasonMissing {
+		switch auth.Reason(err) {
+		case auth.ReasonMissing:
 			msg = "authentication required: send Authorization: Bearer <token>"
+		case auth.ReasonRevoked:
+			msg = "this token has been revoked; get a new one"
 		}
 		// x-should-retry: false — the same credential will be refused again;
 		// without it Claude Code keeps retrying a bad token for minutes.

@@ -117,7 +117,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 // otherwise invisible to rate()).
 var (
 	LimitLabels       = []string{"requests", "tokens", "budget", "global_budget", "streams", "backend", "inflight", "inflight_address"}
-	AuthReasonLabels  = []string{"missing", "malformed", "too_large", "bad_signature", "bad_algorithm", "expired", "not_yet_valid", "bad_claims", "unknown_key", "bad_timestamp", "replay", "ip_denied"}
+	AuthReasonLabels  = []string{"missing", "malformed", "too_large", "bad_signature", "bad_algorithm", "expired", "not_yet_valid", "bad_claims", "unknown_key", "bad_timestamp", "replay", "ip_denied", "revoked"}
 	TokenKindLabels   = []string{"input", "output", "cache_read", "cache_write"}
 	fallbackModes     = []string{"local", "open", "closed"}
 	fallbackDecisions = []string{"allowed", "denied"}

@@ -30,8 +30,11 @@ type AuthnConfig struct {
 	JWT       JWTVerifier
 	HMAC      HMACVerifier
 	Required  bool
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
+	// Revoked, when set, is asked about every verified JWT (a local lookup,
+	// no network): a revoked token is a 401 with reason "revoked".
+	Revoked interface{ Revoked(auth.Identity) bool }
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Authn runs the IP allowlist, then HMAC signatures, then JWTs. A present but
@@ -69,6 +72,10 @@ func Authn(cfg AuthnConfig) gin.HandlerFunc {
 				id, err := cfg.JWT.Verify(r.Context(), tok)
 				if err != nil {
 					fail(c, err)
+					return
+				}
+				if cfg.Revoked != nil && cfg.Revoked.Revoked(id) {
+					fail(c, &auth.Error{Reason: auth.ReasonRevoked})
 					return
 				}
 				st.Caller = reqctx.Caller{Key: "sub:" + id.Subject, Subject: id.Subject, Tier: id.Tier, Method: "jwt"}

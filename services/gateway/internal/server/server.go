@@ -58,6 +58,7 @@ type Server struct {
 	admCert  *certReloader
 
 	redisHealth *redisHealth // nil without Redis
+	admin       adminParts   // revocations, usage ledger, admin API (admin.go)
 
 	draining     atomic.Bool
 	streamCtx    context.Context
@@ -120,6 +121,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err := s.buildLimiter(); err != nil {
 		return nil, err
 	}
+	if err := s.buildAdmin(bg, opts.Now); err != nil {
+		return nil, err
+	}
 	redisMetrics := metrics.NewRedisHealth(s.reg)
 	if s.redis != nil {
 		s.redisHealth = &redisHealth{rc: s.redis, m: redisMetrics, log: s.log, backend: s.limiter.Backend,
@@ -164,7 +168,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 
 	s.handlers = &handlers.Handlers{
-		Cfg: cfg, Log: s.log, Metrics: s.metrics, Limiter: s.limiter, Client: client,
+		Cfg: cfg, Log: s.log, Metrics: s.metrics, Limiter: s.limiter, Client: client, Ledger: s.admin.ledger,
 		Version: cfg.Version, Now: opts.Now, StreamCtx: s.streamCtx,
 	}
 	s.handlers.ReadyCheck = s.readyCheck
@@ -279,7 +283,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 	if len(s.cfg.IPAllowlist) > 0 {
 		allow = auth.NewAllowlist(s.cfg.IPAllowlist)
 	}
-	authn := middleware.Authn(middleware.AuthnConfig{Allowlist: allow, JWT: jwtV, HMAC: hv, Required: s.cfg.AuthRequired, Metrics: s.metrics, Log: s.log})
+	authn := middleware.Authn(middleware.AuthnConfig{Allowlist: allow, JWT: jwtV, HMAC: hv, Required: s.cfg.AuthRequired, Metrics: s.metrics, Log: s.log, Revoked: s.admin.denylist})
 	shed, authenticated := middleware.Shed(middleware.ShedConfig{Max: s.cfg.MaxInflight, PerAddress: s.cfg.Safety.MaxInflightPerAddress, Metrics: s.metrics, Log: s.log})
 	progress := middleware.ReadProgress{Timeout: s.cfg.Safety.BodyTimeout, MinRate: s.cfg.Safety.BodyMinRate}
 
@@ -342,6 +346,7 @@ func (s *Server) Run(ctx context.Context, public, admin net.Listener) error {
 	pub := newHTTPServer(s.engine)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.MetricsHandler())
+	mux.Handle("/admin/", s.AdminHandler())
 	adm := newHTTPServer(mux)
 	if s.pubCert != nil {
 		pub.TLSConfig = s.pubCert.tlsConfig()
