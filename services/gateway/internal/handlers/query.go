@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
-	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/catalog"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
@@ -33,6 +33,7 @@ type queryBody struct {
 type analyticsBody struct {
 	QueryType  *string        `json:"query_type"`
 	Parameters map[string]any `json:"parameters"`
+	Data       any            `json:"data"`
 	Stream     *bool          `json:"stream"`
 }
 
@@ -73,7 +74,8 @@ func (h *Handlers) Query() gin.HandlerFunc {
 }
 
 // AnalyticsQuery is POST /api/analytics-query: a whitelisted query type with
-// typed parameters; the prompt comes from the catalog, not the caller.
+// typed parameters and typed data; the prompt comes from the catalog, not the
+// caller, and the data block is written by the gateway from checked values.
 func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 	return h.handle(func(c *gin.Context) error {
 		st := reqctx.Get(c)
@@ -90,12 +92,15 @@ func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 			e.Short = "Invalid query type"
 			return e
 		}
-		prompt, err := qt.Render(q.Parameters)
+		prompt, err := qt.RenderWithData(q.Parameters, q.Data)
 		if err != nil {
-			var pe *config.ParamError
+			var pe *catalog.ParamError
 			if errors.As(err, &pe) {
 				e := httperr.Invalid(pe.Message, pe.Fields...)
 				e.Short = "Invalid parameters"
+				if pe.Data {
+					e.Short = "Invalid data"
+				}
 				return e
 			}
 			return err
@@ -109,7 +114,11 @@ func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 func (h *Handlers) AnalyticsQueryTypes() gin.HandlerFunc {
 	out := map[string]any{}
 	for name, qt := range h.Cfg.Catalog {
-		out[name] = gin.H{"description": qt.Description, "parameters": qt.Parameters}
+		entry := gin.H{"description": qt.Description, "parameters": qt.Parameters}
+		if len(qt.Data) > 0 {
+			entry["data"] = qt.Data
+		}
+		out[name] = entry
 	}
 	body, _ := json.Marshal(gin.H{"query_types": out})
 	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", body) }
