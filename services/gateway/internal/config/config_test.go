@@ -155,4 +155,3 @@ func TestDotEnvIsAFallbackOnly(t *testing.T) {
 	require.Equal(t, "from-file", a)
 	require.Equal(t, "from-env", b, "the process environment wins over .env")
 }
-
