@@ -260,6 +260,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 		middleware.Metrics(s.metrics), middleware.ClientIP(), middleware.CORS(s.cfg.CORSOrigins))
 	e.GET("/health", h.Health())
 	e.GET("/ready", h.Ready())
+	e.GET("/openapi.json", h.OpenAPI())
 	e.NoRoute(func(c *gin.Context) { httperr.Write(c, s.log, httperr.NotFound()) })
 
 	var jwtV middleware.JWTVerifier
