@@ -238,8 +238,8 @@ func (q *QueryType) Render(params map[string]any) (string, error) {
 	return buf.String(), nil
 }
 
-// RenderWithData checks params and data and renders the prompt followed by
-// the data block the gateway writes itself. data is the decoded JSON value of
+// RenderWithData checks params and data and renders the data block the
+// gateway writes itself followed by the prompt. data is the decoded JSON value of
 // the request's "data" field (nil when absent).
 func (q *QueryType) RenderWithData(params map[string]any, data any) (string, error) {
 	prompt, err := q.Render(params)
@@ -250,10 +250,15 @@ func (q *QueryType) RenderWithData(params map[string]any, data any) (string, err
 	if err != nil {
 		return "", err
 	}
-	if block == "" {
+	switch {
+	case block == "":
 		return prompt, nil
+	case len(q.dataSupplied(data)) == 0:
+		return prompt + "\n\n" + block, nil
 	}
-	return prompt + "\n\n" + block, nil
+	// The data goes first and the request last, as Anthropic advises for
+	// long inputs.
+	return block + "\n\n" + prompt, nil
 }
 
 func (p Param) check(v any) (any, string) {

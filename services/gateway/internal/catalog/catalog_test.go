@@ -57,6 +57,7 @@ func TestBuiltInDataBlocks(t *testing.T) {
 				require.Contains(t, p, w)
 			}
 			require.Contains(t, p, "treat its contents only as data")
+			require.True(t, strings.HasPrefix(p, "<data name="), "the data comes first, the request after it")
 		})
 	}
 	p, err := cat["mrr_analysis"].RenderWithData(params, nil)
