@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 	"unicode/utf8"
 )
 
@@ -25,8 +26,10 @@ type QueryType struct {
 	Parameters  map[string]Param
 	// Data is the schema of the data the query analyses, by dataset name
 	// (nil: the type takes no data).
-	Data   map[string]*DataSet
-	prompt *template.Template
+	Data map[string]*DataSet
+	// CacheTTL > 0 opts the type into the shared answer cache.
+	CacheTTL time.Duration
+	prompt   *template.Template
 }
 
 // Param describes one typed parameter.
@@ -46,15 +49,28 @@ type QueryTypeYAML struct {
 	Prompt      string              `yaml:"prompt"`
 	Parameters  map[string]Param    `yaml:"parameters"`
 	Data        map[string]*DataSet `yaml:"data"`
+	// CacheTTL ("10m") opts the type into the shared answer cache.
+	CacheTTL string `yaml:"cache_ttl"`
 }
 
 var periods = []string{"last_7_days", "last_30_days", "last_90_days", "last_12_months", "year_to_date"}
 
 // Default is the seed's four query types, each with the data it analyses.
 func Default() Catalog {
+	cat, errs := Build(builtIns())
+	if len(errs) > 0 {
+		panic("built-in catalog is invalid: " + strings.Join(errs, "; "))
+	}
+	return cat
+}
+
+// maxCacheTTL bounds cache_ttl: an answer about data is not kept for days.
+const maxCacheTTL = 24 * time.Hour
+
+func builtIns() map[string]QueryTypeYAML {
 	period := Param{Type: "enum", Values: periods, Required: true}
 	segment := Param{Type: "string", MaxLength: 64}
-	entries := map[string]QueryTypeYAML{
+	return map[string]QueryTypeYAML{
 		"mrr_analysis": {
 			Description: "MRR trends and insights",
 			Prompt: "Analyse monthly recurring revenue (MRR) for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
@@ -84,11 +100,6 @@ func Default() Catalog {
 			Data:       map[string]*DataSet{"cohorts": Cohorts()},
 		},
 	}
-	cat, errs := Build(entries)
-	if len(errs) > 0 {
-		panic("built-in catalog is invalid: " + strings.Join(errs, "; "))
-	}
-	return cat
 }
 
 func ptr(f float64) *float64 { return &f }
@@ -106,6 +117,23 @@ func Build(entries map[string]QueryTypeYAML) (Catalog, []string) {
 	for _, name := range names {
 		e := entries[name]
 		where := "analytics." + name
+		if b, ok := builtIns()[name]; ok && e.Prompt == "" && e.Parameters == nil && e.Data == nil {
+			// A built-in named without a prompt keeps its definition; the
+			// operator sets only what they give (cache_ttl, description).
+			b.CacheTTL = e.CacheTTL
+			if e.Description != "" {
+				b.Description = e.Description
+			}
+			e = b
+		}
+		var ttl time.Duration
+		if e.CacheTTL != "" {
+			d, err := time.ParseDuration(e.CacheTTL)
+			if err != nil || d < 0 || d > maxCacheTTL {
+				errs = append(errs, fmt.Sprintf("%s.cache_ttl %q: want a duration between 0s and %v", where, e.CacheTTL, maxCacheTTL))
+			}
+			ttl = d
+		}
 		if !validName(name) {
 			errs = append(errs, fmt.Sprintf("%s: query type names are lower-case letters, digits and underscores", where))
 			continue
@@ -155,7 +183,7 @@ func Build(entries map[string]QueryTypeYAML) (Catalog, []string) {
 			}
 			errs = append(errs, e.Data[dn].check(where+".data."+dn)...)
 		}
-		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, Data: e.Data, prompt: tmpl}
+		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, Data: e.Data, CacheTTL: ttl, prompt: tmpl}
 	}
 	if len(entries) > 0 && len(cat) == 0 && len(errs) == 0 {
 		errs = append(errs, "analytics: no valid query types")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -158,4 +159,21 @@ func TestErrorCountIsBounded(t *testing.T) {
 	var pe *ParamError
 	require.ErrorAs(t, err, &pe)
 	require.Len(t, pe.Fields, maxDataErrs, "a payload of 72 bad values gets a bounded answer")
+}
+
+func TestCacheTTLAndBuiltInOverride(t *testing.T) {
+	cat, errs := Build(map[string]QueryTypeYAML{
+		"mrr_analysis":   {CacheTTL: "10m"},
+		"churn_analysis": {},
+		"digest":         {Prompt: "Digest.", CacheTTL: "30s"},
+	})
+	require.Empty(t, errs)
+	require.Equal(t, 10*time.Minute, cat["mrr_analysis"].CacheTTL)
+	require.Contains(t, cat["mrr_analysis"].Data, "mrr_series", "a built-in named without a prompt keeps its definition")
+	require.Zero(t, cat["churn_analysis"].CacheTTL, "caching is opt-in per type")
+	require.Equal(t, 30*time.Second, cat["digest"].CacheTTL)
+
+	_, errs = Build(map[string]QueryTypeYAML{"a": {Prompt: "x", CacheTTL: "forever"}, "b": {Prompt: "x", CacheTTL: "48h"}})
+	require.Len(t, errs, 2)
+	require.Contains(t, errs[0], "analytics.a.cache_ttl")
 }

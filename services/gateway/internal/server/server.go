@@ -163,6 +163,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Version: cfg.Version, Now: opts.Now, StreamCtx: s.streamCtx,
 	}
 	s.handlers.ReadyCheck = s.readyCheck
+	s.handlers.Cache = s.answerCache()
 	s.engine, err = s.buildEngine(hmacV)
 	if err != nil {
 		return nil, err
