@@ -25,7 +25,10 @@ func TestChartsInBrowser(t *testing.T) {
 	browser := newBrowser(t)
 	s := newStack(t)
 	dashPort := stacktest.FreePort(t)
-	gw := s.gateway(t, []string{origin(dashPort)}, nil)
+	// The MRR query's answers are shared through the answer cache.
+	cfg := filepath.Join(t.TempDir(), "keyward.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("analytics:\n  mrr_analysis: {cache_ttl: 10m}\n  churn_analysis: {}\n  conversion_analysis: {}\n  cohort_analysis: {}\n"), 0o600))
+	gw := s.gateway(t, []string{origin(dashPort)}, map[string]string{"KEYWARD_CONFIG": cfg})
 	dash := s.dashboard(t, dashPort, gw.URL, nil)
 
 	tab, tr := newTab(t, browser)
@@ -79,6 +82,7 @@ func TestChartsInBrowser(t *testing.T) {
 
 	t.Run("asking about the MRR trend sends its numbers", func(t *testing.T) {
 		answer := clickAndWaitForAnswer(t, tab, "ask-chart-mrr")
+		require.Equal(t, "miss", evalJS[string](t, tab, `document.getElementById("answer").dataset.cache`), "the first ask fills the cache")
 		for _, n := range []string{"2025-12,61230.4", "2026-01,63890.15", "2026-02,66102.8", "2026-03,68944", "2026-04,71210.55", "2026-05,72980.3",
 			"2026-06,74115.9", "2026-07,77420.25", "2026-08,80310.6", "2026-09,83672.45", "2026-10,87234.56", "2026-11,92148.74"} {
 			require.Contains(t, answer, n)
@@ -91,6 +95,19 @@ func TestChartsInBrowser(t *testing.T) {
 		require.NoError(t, os.WriteFile(artifactPath(t, "dashboard-charts.png"), png, 0o644))
 		t.Logf("screenshot of the charts: %s", shot)
 
+	})
+
+	t.Run("the same question from another browser is a cache hit with no upstream call", func(t *testing.T) {
+		before := getMockStats(t, s.mock.URL).ByPath["/v1/messages"]
+		other := newBrowser(t)
+		otab, _ := newTab(t, other)
+		openDashboard(t, otab, dash.URL)
+		waitFor(t, otab, "the charts to be drawn", `document.body.dataset.charts === "drawn"`, 10*time.Second)
+		answer := clickAndWaitForAnswer(t, otab, "ask-chart-mrr")
+		require.Contains(t, answer, "2026-11,92148.74")
+		require.Equal(t, "hit", evalJS[string](t, otab, `document.getElementById("answer").dataset.cache`))
+		require.Contains(t, text(t, otab, "answer-meta"), "cached answer")
+		require.Equal(t, before, getMockStats(t, s.mock.URL).ByPath["/v1/messages"], "no upstream call for the hit")
 	})
 
 	t.Run("the answer's Markdown is rendered as elements, never as markup", func(t *testing.T) {

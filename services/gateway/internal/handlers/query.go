@@ -122,6 +122,9 @@ func (h *Handlers) AnalyticsQueryTypes() gin.HandlerFunc {
 		if len(qt.Data) > 0 {
 			entry["data"] = qt.Data
 		}
+		if qt.CacheTTL > 0 {
+			entry["cache_ttl_seconds"] = int64(qt.CacheTTL.Seconds())
+		}
 		out[name] = entry
 	}
 	body, _ := json.Marshal(gin.H{"query_types": out})

@@ -462,8 +462,11 @@ function inline(parent, text) {
 
 function finishAnswer(meta, ok) {
   $("answer").dataset.state = ok ? "done" : "error";
+  $("answer").dataset.cache = (meta && meta.cache) || "";
   if (!meta) return;
   const parts = [];
+  // A shared answer: another identical question paid for the Claude call.
+  if (meta.cache === "hit") parts.push("cached answer (no new Claude call)");
   if (meta.model) parts.push(meta.model);
   if (meta.usage) parts.push(`${meta.usage.input_tokens ?? 0} tokens in · ${meta.usage.output_tokens ?? 0} out`);
   if (meta.request_id) parts.push(`request ${meta.request_id}`);
@@ -558,6 +561,7 @@ async function streamAnswer(path, body, title) {
     if (!(resp.headers.get("Content-Type") || "").includes("text/event-stream")) {
       // A gateway that answered in one piece.
       const a = await resp.json();
+      a.cache = resp.headers.get("X-Keyward-Cache") || "";
       appendAnswer(a.answer || "");
       finishAnswer(a, true);
       finished = true;
@@ -764,7 +768,8 @@ async function runAnalytics(ev) {
     .map(([k, v]) => (v === true ? humanize(k) : `${humanize(k)}: ${String(v).replace(/_/g, " ")}`))
     .join(", ");
   const title = `${humanize(state.selectedType)}${shown ? " · " + shown : ""}`;
-  const body = { query_type: state.selectedType, parameters, stream: true };
+  const cached = Number((state.catalog[state.selectedType] || {}).cache_ttl_seconds) > 0;
+  const body = { query_type: state.selectedType, parameters, stream: !cached };
   if (SAMPLE_FOR[state.selectedType]) body.data = SAMPLE_FOR[state.selectedType]();
   await streamAnswer("/api/analytics-query", body, title);
 }
@@ -829,11 +834,14 @@ function drawCharts() {
 async function askChart(name) {
   const c = CHARTS[name];
   if (!c || state.busy) return;
+  // A type the gateway caches is asked in one piece, so identical questions
+  // from other viewers share its answer; others stream.
+  const cached = Number((state.catalog[c.queryType] || {}).cache_ttl_seconds) > 0;
   await streamAnswer("/api/analytics-query", {
     query_type: c.queryType,
     parameters: { time_period: "last_12_months" },
     data: c.data(),
-    stream: true,
+    stream: !cached,
   }, `Ask Claude about the ${c.title} chart`);
 }
 
