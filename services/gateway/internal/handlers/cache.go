@@ -24,8 +24,12 @@ const CacheHeader = "X-Keyward-Cache"
 // version included) is a different entry. A miss is one ordinary call,
 // charged to its caller; a hit costs no tokens or budget but still takes
 // one request from the caller's rate, before the answer is served.
-func (h *Handlers) askCached(c *gin.Context, st *reqctx.State, qt *catalog.QueryType, content string) error {
-	st.Model = h.Cfg.DefaultModel
+//
+// A streamed request is answered from the same entry, replayed as the
+// /api stream (one delta with the whole text, then done); on a miss the
+// call behind it is made in one piece, so that it can be shared.
+func (h *Handlers) askCached(c *gin.Context, st *reqctx.State, qt *catalog.QueryType, content string, stream bool) error {
+	st.Model, st.Stream = h.Cfg.DefaultModel, stream
 	reqBody, err := h.askBody(content, false)
 	if err != nil {
 		return err
@@ -65,6 +69,25 @@ func (h *Handlers) askCached(c *gin.Context, st *reqctx.State, qt *catalog.Query
 	}
 	res["request_id"] = st.RequestID
 	res["query_type"] = qt.Name
-	c.JSON(http.StatusOK, res)
+	if !stream {
+		c.JSON(http.StatusOK, res)
+		return nil
+	}
+	text, _ := res["answer"].(string)
+	delta, err := json.Marshal(gin.H{"text": text})
+	if err != nil {
+		return fmt.Errorf("encoding a cached answer: %w", err)
+	}
+	done, err := json.Marshal(gin.H{"model": res["model"], "usage": res["usage"], "request_id": st.RequestID})
+	if err != nil {
+		return fmt.Errorf("encoding a cached answer: %w", err)
+	}
+	setStreamHeaders(c, "")
+	c.Writer.WriteHeader(http.StatusOK)
+	if text != "" {
+		writeEvent(c.Writer, "delta", delta)
+	}
+	writeEvent(c.Writer, "done", done)
+	flusherOf(c.Writer)()
 	return nil
 }

@@ -106,8 +106,8 @@ func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 			return err
 		}
 		stream := q.Stream != nil && *q.Stream
-		if qt.CacheTTL > 0 && !stream && h.Cache != nil {
-			return h.askCached(c, st, qt, prompt)
+		if qt.CacheTTL > 0 && h.Cache != nil {
+			return h.askCached(c, st, qt, prompt, stream)
 		}
 		return h.ask(c, st, prompt, stream, gin.H{"query_type": qt.Name})
 	})

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -95,6 +96,17 @@ func TestAnswerCacheCoalescesAcrossReplicas(t *testing.T) {
 	require.InDelta(t, cost, st.Budget.SpentUSD, 1e-6, "the budget was charged for one call")
 	// 100/3600s refills one request per 36 s: the test is over long before.
 	require.Equal(t, 80, st.Remaining, "hits count against the request rate")
+
+	// A streamed ask of the same query is the same entry, replayed as the
+	// /api stream.
+	code, h, sse := testenv.Do(t, http.MethodPost, gws[2].URL+"/api/analytics-query", hdr, strings.Replace(body, `{"query_type"`, `{"stream":true,"query_type"`, 1))
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "hit", h.Get("X-Keyward-Cache"))
+	require.Contains(t, h.Get("Content-Type"), "text/event-stream")
+	require.Contains(t, string(sse), "event: delta\ndata: {\"text\":")
+	require.Contains(t, string(sse), "2026-11,92148.74")
+	require.Contains(t, string(sse), "event: done\ndata: {")
+	require.Len(t, mock.Requests(t), 1, "the replay made no upstream call")
 
 	// A type without cache_ttl is not cached.
 	other := `{"query_type":"churn_analysis","parameters":{"time_period":"last_7_days"}}`

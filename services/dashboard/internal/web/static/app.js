@@ -834,8 +834,8 @@ function drawCharts() {
 async function askChart(name) {
   const c = CHARTS[name];
   if (!c || state.busy) return;
-  // A type the gateway caches is asked in one piece, so identical questions
-  // from other viewers share its answer; others stream.
+  // A type the gateway caches is asked in one piece: its answer arrives
+  // whole either way, and the JSON answer says whether it was shared.
   const cached = Number((state.catalog[c.queryType] || {}).cache_ttl_seconds) > 0;
   await streamAnswer("/api/analytics-query", {
     query_type: c.queryType,
