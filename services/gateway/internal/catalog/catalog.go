@@ -1,8 +1,7 @@
-// Package catalog is the whitelist of analytics query types behind
-// POST /api/analytics-query: each type's typed parameter schema, the checks
-// a caller's parameters must pass, and the prompt rendered from them. The
-// gateway's configuration loads it (defaults, or the YAML's analytics
-// section); the handlers look types up and render them.
+// Package catalog is the whitelist of analytics query types: each type has a
+// typed parameter schema, a typed data schema and a prompt template owned by
+// the operator. Callers choose a type and supply values; they never supply
+// prompt text.
 package catalog
 
 import (
@@ -12,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 	"unicode/utf8"
 )
 
@@ -24,7 +24,12 @@ type QueryType struct {
 	Name        string
 	Description string
 	Parameters  map[string]Param
-	prompt      *template.Template
+	// Data is the schema of the data the query analyses, by dataset name
+	// (nil: the type takes no data).
+	Data map[string]*DataSet
+	// CacheTTL > 0 opts the type into the shared answer cache.
+	CacheTTL time.Duration
+	prompt   *template.Template
 }
 
 // Param describes one typed parameter.
@@ -38,57 +43,70 @@ type Param struct {
 	Default   any      `yaml:"default" json:"default,omitempty"`
 }
 
-// Entry is one catalog entry in the YAML file.
-type Entry struct {
-	Description string           `yaml:"description"`
-	Prompt      string           `yaml:"prompt"`
-	Parameters  map[string]Param `yaml:"parameters"`
+// QueryTypeYAML is one catalog entry in the YAML file.
+type QueryTypeYAML struct {
+	Description string              `yaml:"description"`
+	Prompt      string              `yaml:"prompt"`
+	Parameters  map[string]Param    `yaml:"parameters"`
+	Data        map[string]*DataSet `yaml:"data"`
+	// CacheTTL ("10m") opts the type into the shared answer cache.
+	CacheTTL string `yaml:"cache_ttl"`
 }
 
 var periods = []string{"last_7_days", "last_30_days", "last_90_days", "last_12_months", "year_to_date"}
 
-// Default is the seed's four query types.
+// Default is the seed's four query types, each with the data it analyses.
 func Default() Catalog {
-	period := Param{Type: "enum", Values: periods, Required: true}
-	segment := Param{Type: "string", MaxLength: 64}
-	entries := map[string]Entry{
-		"mrr_analysis": {
-			Description: "MRR trends and insights",
-			Prompt: "Analyse monthly recurring revenue (MRR) for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
-				"Describe the trend, the main drivers (new, expansion, contraction, churn) and anything unusual.{{if .include_forecast}} End with a short forecast for the next period and its assumptions.{{end}}",
-			Parameters: map[string]Param{"time_period": period, "segment": segment, "include_forecast": {Type: "boolean"}},
-		},
-		"churn_analysis": {
-			Description: "Churn rate patterns",
-			Prompt: "Analyse customer churn for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
-				"Report logo and revenue churn, the patterns behind them and the {{if .top_n}}{{.top_n}}{{else}}3{{end}} most useful retention actions.",
-			Parameters: map[string]Param{"time_period": period, "segment": segment, "top_n": {Type: "integer", Min: ptr(1), Max: ptr(10)}},
-		},
-		"conversion_analysis": {
-			Description: "Funnel performance",
-			Prompt: "Analyse funnel conversion for the period {{.time_period}}{{if .funnel_stage}}, focusing on the {{.funnel_stage}} stage{{end}}. " +
-				"Give conversion rates between stages, where prospects drop off and what to test next.",
-			Parameters: map[string]Param{"time_period": period, "funnel_stage": {Type: "enum", Values: []string{"visitor_to_trial", "trial_to_paid", "paid_to_expansion"}}},
-		},
-		"cohort_analysis": {
-			Description: "Retention patterns",
-			Prompt: "Analyse retention by {{if .cohort_by}}{{.cohort_by}}{{else}}signup_month{{end}} cohort over {{.time_period}}. " +
-				"Compare cohorts, name the strongest and weakest, and explain what differs between them.",
-			Parameters: map[string]Param{"time_period": period, "cohort_by": {Type: "enum", Values: []string{"signup_month", "plan", "acquisition_channel"}}},
-		},
-	}
-	cat, errs := Build(entries)
+	cat, errs := Build(builtIns())
 	if len(errs) > 0 {
 		panic("built-in catalog is invalid: " + strings.Join(errs, "; "))
 	}
 	return cat
 }
 
+// maxCacheTTL bounds cache_ttl: an answer about data is not kept for days.
+const maxCacheTTL = 24 * time.Hour
+
+func builtIns() map[string]QueryTypeYAML {
+	period := Param{Type: "enum", Values: periods, Required: true}
+	segment := Param{Type: "string", MaxLength: 64}
+	return map[string]QueryTypeYAML{
+		"mrr_analysis": {
+			Description: "MRR trends and insights",
+			Prompt: "Analyse monthly recurring revenue (MRR) for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
+				"Describe the trend, the main drivers (new, expansion, contraction, churn) and anything unusual.{{if .include_forecast}} End with a short forecast for the next period and its assumptions.{{end}}",
+			Parameters: map[string]Param{"time_period": period, "segment": segment, "include_forecast": {Type: "boolean"}},
+			Data:       map[string]*DataSet{"mrr_series": MRRSeries()},
+		},
+		"churn_analysis": {
+			Description: "Churn rate patterns",
+			Prompt: "Analyse customer churn for the period {{.time_period}}{{if .segment}} in the segment {{.segment}}{{end}}. " +
+				"Report logo and revenue churn, the patterns behind them and the {{if .top_n}}{{.top_n}}{{else}}3{{end}} most useful retention actions.",
+			Parameters: map[string]Param{"time_period": period, "segment": segment, "top_n": {Type: "integer", Min: ptr(1), Max: ptr(10)}},
+			Data:       map[string]*DataSet{"churn_series": ChurnSeries()},
+		},
+		"conversion_analysis": {
+			Description: "Funnel performance",
+			Prompt: "Analyse funnel conversion for the period {{.time_period}}{{if .funnel_stage}}, focusing on the {{.funnel_stage}} stage{{end}}. " +
+				"Give conversion rates between stages, where prospects drop off and what to test next.",
+			Parameters: map[string]Param{"time_period": period, "funnel_stage": {Type: "enum", Values: []string{"visitor_to_trial", "trial_to_paid", "paid_to_expansion"}}},
+			Data:       map[string]*DataSet{"funnel": Funnel()},
+		},
+		"cohort_analysis": {
+			Description: "Retention patterns",
+			Prompt: "Analyse retention by {{if .cohort_by}}{{.cohort_by}}{{else}}signup_month{{end}} cohort over {{.time_period}}. " +
+				"Compare cohorts, name the strongest and weakest, and explain what differs between them.",
+			Parameters: map[string]Param{"time_period": period, "cohort_by": {Type: "enum", Values: []string{"signup_month", "plan", "acquisition_channel"}}},
+			Data:       map[string]*DataSet{"cohorts": Cohorts()},
+		},
+	}
+}
+
 func ptr(f float64) *float64 { return &f }
 
-// Build checks the YAML's entries and returns the valid ones, with one
-// message per problem (the configuration reports them all at start-up).
-func Build(entries map[string]Entry) (Catalog, []string) {
+// Build checks the YAML entries and compiles them; errs lists every problem,
+// each prefixed with where it is ("analytics.<type>…").
+func Build(entries map[string]QueryTypeYAML) (Catalog, []string) {
 	var errs []string
 	cat := Catalog{}
 	names := make([]string, 0, len(entries))
@@ -99,6 +117,23 @@ func Build(entries map[string]Entry) (Catalog, []string) {
 	for _, name := range names {
 		e := entries[name]
 		where := "analytics." + name
+		if b, ok := builtIns()[name]; ok && e.Prompt == "" && e.Parameters == nil && e.Data == nil {
+			// A built-in named without a prompt keeps its definition; the
+			// operator sets only what they give (cache_ttl, description).
+			b.CacheTTL = e.CacheTTL
+			if e.Description != "" {
+				b.Description = e.Description
+			}
+			e = b
+		}
+		var ttl time.Duration
+		if e.CacheTTL != "" {
+			d, err := time.ParseDuration(e.CacheTTL)
+			if err != nil || d < 0 || d > maxCacheTTL {
+				errs = append(errs, fmt.Sprintf("%s.cache_ttl %q: want a duration between 0s and %v", where, e.CacheTTL, maxCacheTTL))
+			}
+			ttl = d
+		}
 		if !validName(name) {
 			errs = append(errs, fmt.Sprintf("%s: query type names are lower-case letters, digits and underscores", where))
 			continue
@@ -112,7 +147,13 @@ func Build(entries map[string]Entry) (Catalog, []string) {
 			errs = append(errs, fmt.Sprintf("%s.prompt: %v", where, err))
 			continue
 		}
-		for pn, p := range e.Parameters {
+		pnames := make([]string, 0, len(e.Parameters))
+		for pn := range e.Parameters {
+			pnames = append(pnames, pn)
+		}
+		sort.Strings(pnames)
+		for _, pn := range pnames {
+			p := e.Parameters[pn]
 			if !validName(pn) {
 				errs = append(errs, fmt.Sprintf("%s.parameters.%s: names are lower-case letters, digits and underscores", where, pn))
 			}
@@ -126,7 +167,23 @@ func Build(entries map[string]Entry) (Catalog, []string) {
 				errs = append(errs, fmt.Sprintf("%s.parameters.%s: type %q: want enum, string, boolean, integer or number", where, pn, p.Type))
 			}
 		}
-		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, prompt: tmpl}
+		dnames := make([]string, 0, len(e.Data))
+		for dn := range e.Data {
+			dnames = append(dnames, dn)
+		}
+		sort.Strings(dnames)
+		for _, dn := range dnames {
+			if !validName(dn) {
+				errs = append(errs, fmt.Sprintf("%s.data.%s: names are lower-case letters, digits and underscores", where, dn))
+				continue
+			}
+			if e.Data[dn] == nil {
+				errs = append(errs, fmt.Sprintf("%s.data.%s: a dataset needs fields", where, dn))
+				continue
+			}
+			errs = append(errs, e.Data[dn].check(where+".data."+dn)...)
+		}
+		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, Data: e.Data, CacheTTL: ttl, prompt: tmpl}
 	}
 	if len(entries) > 0 && len(cat) == 0 && len(errs) == 0 {
 		errs = append(errs, "analytics: no valid query types")
@@ -146,17 +203,21 @@ func validName(s string) bool {
 	return true
 }
 
-// ParamError names what is wrong with the parameters of a query.
+// ParamError names what is wrong with the parameters or the data of a
+// query: Fields are the parameter names or the data paths
+// (data.mrr_series[3].value).
 type ParamError struct {
 	Fields  []string
 	Message string
+	// Data is set when the problem is in the data rather than the parameters.
+	Data bool
 }
 
 func (e *ParamError) Error() string { return e.Message }
 
 // Render checks params against the schema and renders the prompt. Unknown
 // parameters, missing required ones and values of the wrong type are errors
-// that name the parameter.
+// that name the parameter. It renders no data block; see RenderWithData.
 func (q *QueryType) Render(params map[string]any) (string, error) {
 	var unknown, bad []string
 	var msgs []string
@@ -203,6 +264,29 @@ func (q *QueryType) Render(params map[string]any) (string, error) {
 		return "", fmt.Errorf("rendering prompt %s: %w", q.Name, err)
 	}
 	return buf.String(), nil
+}
+
+// RenderWithData checks params and data and renders the data block the
+// gateway writes itself followed by the prompt. data is the decoded JSON value of
+// the request's "data" field (nil when absent).
+func (q *QueryType) RenderWithData(params map[string]any, data any) (string, error) {
+	prompt, err := q.Render(params)
+	if err != nil {
+		return "", err
+	}
+	block, err := q.DataBlock(data)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case block == "":
+		return prompt, nil
+	case len(q.dataSupplied(data)) == 0:
+		return prompt + "\n\n" + block, nil
+	}
+	// The data goes first and the request last, as Anthropic advises for
+	// long inputs.
+	return block + "\n\n" + prompt, nil
 }
 
 func (p Param) check(v any) (any, string) {

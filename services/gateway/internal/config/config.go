@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/auth"
 	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/catalog"
 )
 
 // DefaultModels are the Claude models callers may use when neither
@@ -93,7 +94,7 @@ type Config struct {
 
 	Prices            anthropic.PriceTable
 	SpendAlertPerHour float64
-	Catalog           Catalog
+	Catalog           catalog.Catalog
 
 	// FeaturePolicies per tier name ("" = default); see FeaturePolicy.
 	FeaturePolicies map[string]anthropic.FeaturePolicy
@@ -194,7 +195,7 @@ func Load(env Getenv, version string) (*Config, error) {
 		MaxInflight:       512,
 		Prices:            anthropic.DefaultPrices(),
 		SpendAlertPerHour: 10,
-		Catalog:           DefaultCatalog(),
+		Catalog:           catalog.Default(),
 		Tiers:             map[string]ratelimit.Policy{},
 		MaxStreams:        map[string]int{"": DefaultMaxStreams},
 		LogLevel:          strings.ToLower(get("KEYWARD_LOG_LEVEL", "info")),

@@ -50,10 +50,17 @@ func TestFullYAMLAndEnvOverrides(t *testing.T) {
 	require.Equal(t, 25.0, c.SpendAlertPerHour)
 	_, ok := c.Prices.Lookup("my-private-model")
 	require.True(t, ok)
-	require.Len(t, c.Catalog, 1)
-	prompt, err := c.Catalog["weekly_digest"].Render(map[string]any{"week": 12.0, "team": "growth"})
+	require.Len(t, c.Catalog, 2)
+	prompt, err := c.Catalog["weekly_digest"].RenderWithData(map[string]any{"week": 12.0, "team": "growth"}, nil)
 	require.NoError(t, err)
-	require.Equal(t, "Summarise the week 12 for growth.", prompt)
+	require.Equal(t, "Summarise the week 12 for growth.", prompt, "a type without a data schema gets no data block")
+	prompt, err = c.Catalog["tickets_by_plan"].RenderWithData(nil, map[string]any{"tickets": []any{
+		map[string]any{"plan": "pro", "week_start": "2026-11-02", "tickets": 14.0},
+	}})
+	require.NoError(t, err)
+	require.Contains(t, prompt, "<data name=\"tickets\" rows=\"1\">\nplan,week_start,tickets\npro,2026-11-02,14\n</data>")
+	_, err = c.Catalog["tickets_by_plan"].RenderWithData(nil, nil)
+	require.ErrorContains(t, err, "data.tickets is required", "an operator's required dataset is enforced")
 
 	env["KEYWARD_RATE_LIMIT"] = "5/10s"
 	env["KEYWARD_ALLOWED_MODELS"] = "claude-haiku-4-5"
@@ -72,6 +79,9 @@ func TestBadFixtures(t *testing.T) {
 		"bad-values.bad.yaml": {
 			"limits.requests \"thirty\"", "limits.daily_budget_usd must be ≥ 0", "tiers.pro.requests \"10/never\"",
 			"prices.claude-sonnet-4-5", "analytics.Bad-Name", "analytics.broken_template.prompt", "analytics.bad_param.parameters.p",
+			"analytics.bad_data.data.rows.max_items must be between 1 and 1000", "analytics.bad_data.data.rows.fields[0].max_length",
+			`analytics.bad_data.data.rows.fields[1].type "timestamp"`, `analytics.bad_data.data.rows.fields[2].at_most: "label"`,
+			`analytics.bad_data.data.rows.non_increasing: "label"`,
 			"query_max_tokens must be between 1 and max_tokens_cap",
 		},
 		"unpriced.bad.yaml": {`allowed model "claude-opus-9-preview" has no price`, "prices.my-model: fast_multiplier"},

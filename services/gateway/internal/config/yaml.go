@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/catalog"
 )
 
 // fileConfig is the KEYWARD_CONFIG YAML. Unknown keys are errors.
@@ -20,7 +21,7 @@ type fileConfig struct {
 	Alerts       struct {
 		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
 	} `yaml:"alerts"`
-	Analytics map[string]QueryTypeYAML `yaml:"analytics"`
+	Analytics map[string]catalog.QueryTypeYAML `yaml:"analytics"`
 }
 
 type limitsYAML struct {
@@ -108,7 +109,7 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 		c.SpendAlertPerHour = *f.Alerts.SpendUSDPerHour
 	}
 	if f.Analytics != nil {
-		cat, errs := buildCatalog(f.Analytics)
+		cat, errs := catalog.Build(f.Analytics)
 		for _, e := range errs {
 			p.addf("%s", e)
 		}

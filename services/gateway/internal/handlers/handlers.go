@@ -15,6 +15,7 @@ import (
 	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/ledger"
 	"github.com/keyward/keyward/pkg/ratelimit"
+	"github.com/keyward/keyward/services/gateway/internal/anscache"
 	"github.com/keyward/keyward/services/gateway/internal/config"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/metrics"
@@ -38,6 +39,8 @@ type Handlers struct {
 	// StreamCtx is cancelled when the drain deadline passes, ending open
 	// streams with an error event instead of cutting them mid-event.
 	StreamCtx context.Context
+	// Cache is the shared answer cache of catalog queries (anscache).
+	Cache anscache.Cache
 }
 
 // handle adapts a handler that returns an error to gin.

@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
-	"github.com/keyward/keyward/services/gateway/internal/config"
+	"github.com/keyward/keyward/services/gateway/internal/catalog"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
@@ -33,6 +33,7 @@ type queryBody struct {
 type analyticsBody struct {
 	QueryType  *string        `json:"query_type"`
 	Parameters map[string]any `json:"parameters"`
+	Data       any            `json:"data"`
 	Stream     *bool          `json:"stream"`
 }
 
@@ -73,7 +74,8 @@ func (h *Handlers) Query() gin.HandlerFunc {
 }
 
 // AnalyticsQuery is POST /api/analytics-query: a whitelisted query type with
-// typed parameters; the prompt comes from the catalog, not the caller.
+// typed parameters and typed data; the prompt comes from the catalog, not the
+// caller, and the data block is written by the gateway from checked values.
 func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 	return h.handle(func(c *gin.Context) error {
 		st := reqctx.Get(c)
@@ -90,17 +92,24 @@ func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 			e.Short = "Invalid query type"
 			return e
 		}
-		prompt, err := qt.Render(q.Parameters)
+		prompt, err := qt.RenderWithData(q.Parameters, q.Data)
 		if err != nil {
-			var pe *config.ParamError
+			var pe *catalog.ParamError
 			if errors.As(err, &pe) {
 				e := httperr.Invalid(pe.Message, pe.Fields...)
 				e.Short = "Invalid parameters"
+				if pe.Data {
+					e.Short = "Invalid data"
+				}
 				return e
 			}
 			return err
 		}
-		return h.ask(c, st, prompt, q.Stream != nil && *q.Stream, gin.H{"query_type": qt.Name})
+		stream := q.Stream != nil && *q.Stream
+		if qt.CacheTTL > 0 && h.Cache != nil {
+			return h.askCached(c, st, qt, prompt, stream)
+		}
+		return h.ask(c, st, prompt, stream, gin.H{"query_type": qt.Name})
 	})
 }
 
@@ -109,7 +118,14 @@ func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
 func (h *Handlers) AnalyticsQueryTypes() gin.HandlerFunc {
 	out := map[string]any{}
 	for name, qt := range h.Cfg.Catalog {
-		out[name] = gin.H{"description": qt.Description, "parameters": qt.Parameters}
+		entry := gin.H{"description": qt.Description, "parameters": qt.Parameters}
+		if len(qt.Data) > 0 {
+			entry["data"] = qt.Data
+		}
+		if qt.CacheTTL > 0 {
+			entry["cache_ttl_seconds"] = int64(qt.CacheTTL.Seconds())
+		}
+		out[name] = entry
 	}
 	body, _ := json.Marshal(gin.H{"query_types": out})
 	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", body) }
@@ -136,34 +152,62 @@ type askMessage struct {
 func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream bool, extra gin.H) error {
 	model, maxTokens := h.Cfg.DefaultModel, h.Cfg.QueryMaxTokens
 	st.Model, st.Stream = model, stream
-	reqBody, err := json.Marshal(askRequest{
-		MaxTokens: maxTokens,
-		Messages:  []askMessage{{Content: content, Role: "user"}},
-		Model:     model,
-		Stream:    stream,
-		System:    h.Cfg.SystemPrompt,
-	})
+	reqBody, err := h.askBody(content, stream)
 	if err != nil {
-		return fmt.Errorf("encoding upstream request: %w", err)
+		return err
 	}
-	if stream {
-		release, err := h.reserveStream(st)
+	if !stream {
+		res, err := h.answer(c, st, reqBody)
 		if err != nil {
 			return err
 		}
-		defer release()
+		for k, v := range extra {
+			res[k] = v
+		}
+		c.JSON(http.StatusOK, res)
+		return nil
 	}
+	release, err := h.reserveStream(st)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cm, err := h.admitCall(c, st, model, maxTokens, nil, stream, h.estimateReserve(model, reqBody))
 	if err != nil {
 		return err
 	}
 	hdr := http.Header{"Anthropic-Version": {"2023-06-01"}, "Content-Type": {"application/json"}}
-	if stream {
-		return h.streamAnswer(c, st, cm, hdr, reqBody)
+	return h.streamAnswer(c, st, cm, hdr, reqBody)
+}
+
+// askBody is the upstream request for one user message with the fixed
+// system prompt.
+func (h *Handlers) askBody(content string, stream bool) ([]byte, error) {
+	b, err := json.Marshal(askRequest{
+		MaxTokens: h.Cfg.QueryMaxTokens,
+		Messages:  []askMessage{{Content: content, Role: "user"}},
+		Model:     h.Cfg.DefaultModel,
+		Stream:    stream,
+		System:    h.Cfg.SystemPrompt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding upstream request: %w", err)
 	}
+	return b, nil
+}
+
+// answer makes one non-streamed call (admitted, charged and settled) and
+// returns the seed's answer shape.
+func (h *Handlers) answer(c *gin.Context, st *reqctx.State, reqBody []byte) (gin.H, error) {
+	model, maxTokens := h.Cfg.DefaultModel, h.Cfg.QueryMaxTokens
+	cm, err := h.admitCall(c, st, model, maxTokens, nil, false, h.estimateReserve(model, reqBody))
+	if err != nil {
+		return nil, err
+	}
+	hdr := http.Header{"Anthropic-Version": {"2023-06-01"}, "Content-Type": {"application/json"}}
 	_, out, err := h.completeJSON(c, st, cm, hdr, reqBody)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var msg struct {
 		Model   string `json:"model"`
@@ -174,7 +218,7 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 		Usage anthropic.Usage `json:"usage"`
 	}
 	if err := json.Unmarshal(h.Client.Redactor().Bytes(out), &msg); err != nil {
-		return fmt.Errorf("decoding upstream answer: %w", err)
+		return nil, fmt.Errorf("decoding upstream answer: %w", err)
 	}
 	var answer strings.Builder
 	for _, b := range msg.Content {
@@ -185,12 +229,7 @@ func (h *Handlers) ask(c *gin.Context, st *reqctx.State, content string, stream 
 	if msg.Model == "" {
 		msg.Model = model
 	}
-	res := gin.H{"answer": answer.String(), "model": msg.Model, "usage": msg.Usage, "request_id": st.RequestID}
-	for k, v := range extra {
-		res[k] = v
-	}
-	c.JSON(http.StatusOK, res)
-	return nil
+	return gin.H{"answer": answer.String(), "model": msg.Model, "usage": msg.Usage, "request_id": st.RequestID}, nil
 }
 
 // streamAnswer streams text deltas as `event: delta` / `data: {"text":…}`,

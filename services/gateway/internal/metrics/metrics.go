@@ -32,6 +32,8 @@ type Metrics struct {
 	GlobalBudget      prometheus.Gauge
 	SpendAlertPerHour prometheus.Gauge
 	BuildInfo         *prometheus.GaugeVec
+	// CacheRequests counts cacheable catalog queries by result (hit, miss, hit_refused).
+	CacheRequests *prometheus.CounterVec
 	// SettlementsEstimated counts calls settled at a conservative bound, by the phase they ended in.
 	SettlementsEstimated *prometheus.CounterVec
 	ModelRequests        *prometheus.CounterVec
@@ -102,6 +104,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.AuthFailures, m.Inflight, m.StreamsActive, m.GlobalBudget, m.SpendAlertPerHour, m.BuildInfo)
 	m.SettlementsEstimated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_settlements_estimated_total", Help: "Calls settled at a conservative bound because their final usage never arrived (reason: before_message_start, in_thinking, in_output, budget_stop, no_response)."}, []string{"reason"})
 	reg.MustRegister(m.SettlementsEstimated)
+	m.CacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_cache_requests_total", Help: "Cacheable analytics queries by result: hit (served from the shared answer cache, no upstream call), miss, hit_refused (a hit over the caller's request rate)."}, []string{"result"})
+	reg.MustRegister(m.CacheRequests)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	// Both labels come from the configuration (allowed ids and aliases),
 	// counted only after the allowlist check passed, so their values are bounded.

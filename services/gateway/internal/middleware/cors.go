@@ -17,7 +17,7 @@ func CORS(origins []string) gin.HandlerFunc {
 		AllowHeaders: append([]string{"Content-Type", "Authorization", "X-Request-ID",
 			"X-Keyward-Key-Id", "X-Keyward-Timestamp", "X-Keyward-Nonce", "X-Keyward-Signature"}, browserSDKHeaders...),
 		ExposeHeaders: []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy",
-			"Retry-After", "X-Request-ID", "request-id", "X-Should-Retry"},
+			"Retry-After", "X-Request-ID", "request-id", "X-Should-Retry", "X-Keyward-Cache"},
 		AllowCredentials: false,
 		MaxAge:           10 * time.Minute,
 	})

@@ -172,6 +172,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Version: cfg.Version, Now: opts.Now, StreamCtx: s.streamCtx,
 	}
 	s.handlers.ReadyCheck = s.readyCheck
+	s.handlers.Cache = s.answerCache()
 	s.engine, err = s.buildEngine(hmacV)
 	if err != nil {
 		return nil, err
@@ -269,6 +270,7 @@ func (s *Server) buildEngine(hmacV *auth.HMACVerifier) (*gin.Engine, error) {
 		middleware.Metrics(s.metrics), middleware.ClientIP(), middleware.CORS(s.cfg.CORSOrigins))
 	e.GET("/health", h.Health())
 	e.GET("/ready", h.Ready())
+	e.GET("/openapi.json", h.OpenAPI())
 	e.NoRoute(func(c *gin.Context) { httperr.Write(c, s.log, httperr.NotFound()) })
 
 	var jwtV middleware.JWTVerifier

@@ -93,7 +93,7 @@ func TestProxyClientAgainstRealGateway(t *testing.T) {
 	// its attempts.
 	client := func(t *testing.T, sub, tier string, opts ...proxyclient.Option) (*proxyclient.Client, *pcRecorder) {
 		t.Helper()
-		rec := &pcRecorder{next: http.DefaultTransport}
+		rec := &pcRecorder{next: checkedTransport(http.DefaultTransport)}
 		all := []proxyclient.Option{proxyclient.WithHTTPClient(&http.Client{Transport: rec})}
 		if sub != "" {
 			all = append(all, proxyclient.WithTokenSource(func(context.Context) (string, error) {

@@ -11,6 +11,42 @@ const EXAMPLE_CONTEXT = {
   plan_mix: { starter: 712, growth: 418, enterprise: 117 },
 };
 
+// The sample dataset the charts draw; "Ask Claude about this chart" sends
+// exactly these numbers as the query type's typed data.
+const SAMPLE = {
+  mrr_series: [
+    ["2025-12", 61230.4], ["2026-01", 63890.15], ["2026-02", 66102.8], ["2026-03", 68944.0],
+    ["2026-04", 71210.55], ["2026-05", 72980.3], ["2026-06", 74115.9], ["2026-07", 77420.25],
+    ["2026-08", 80310.6], ["2026-09", 83672.45], ["2026-10", 87234.56], ["2026-11", 92148.74],
+  ].map(([month, value]) => ({ month, value })),
+  churn_series: [
+    ["2026-06", 1102, 41], ["2026-07", 1131, 38], ["2026-08", 1158, 44],
+    ["2026-09", 1180, 35], ["2026-10", 1207, 33], ["2026-11", 1216, 31],
+  ].map(([month, customers_start, churned]) => ({ month, customers_start, churned })),
+  funnel: [
+    ["Visitors", 48210], ["Signups", 5320], ["Trials", 2184], ["Paid", 612], ["Expansion", 139],
+  ].map(([stage, count]) => ({ stage, count })),
+  cohorts: [
+    ["2026-06", [100, 84.2, 76.5, 71.0, 68.3, 66.1]],
+    ["2026-07", [100, 86.0, 78.9, 73.4, 70.2]],
+    ["2026-08", [100, 82.7, 74.1, 69.8]],
+    ["2026-09", [100, 88.1, 80.4]],
+    ["2026-10", [100, 87.3]],
+    ["2026-11", [100]],
+  ].map(([cohort, retention]) => ({ cohort, retention })),
+};
+
+// CHARTS: each chart, the catalog query type it asks and the data it sends.
+const CHARTS = {
+  mrr: { title: "MRR trend", queryType: "mrr_analysis", data: () => ({ mrr_series: SAMPLE.mrr_series }) },
+  churn: { title: "Churn", queryType: "churn_analysis", data: () => ({ churn_series: SAMPLE.churn_series }) },
+  funnel: { title: "Conversion funnel", queryType: "conversion_analysis", data: () => ({ funnel: SAMPLE.funnel }) },
+  cohorts: { title: "Retention by cohort", queryType: "cohort_analysis", data: () => ({ cohorts: SAMPLE.cohorts }) },
+};
+
+// SAMPLE_FOR is the sample data sent with a catalog query from the form.
+const SAMPLE_FOR = Object.fromEntries(Object.values(CHARTS).map((c) => [c.queryType, c.data]));
+
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -28,6 +64,8 @@ const state = {
   selectedType: "",
   busy: false,
   abort: null,
+  answerText: "",
+  charts: {},
 };
 
 // ---------------------------------------------------------------- errors
@@ -328,19 +366,107 @@ function tick() {
 function startAnswer(title) {
   const el = $("answer");
   el.replaceChildren();
+  state.answerText = "";
   el.dataset.state = "streaming";
   $("answer-question").textContent = title;
   $("answer-meta").textContent = "";
 }
 
+// appendAnswer adds streamed text and re-renders the answer as Markdown.
 function appendAnswer(text) {
-  $("answer").append(document.createTextNode(text));
+  state.answerText += text;
+  $("answer").replaceChildren(renderMarkdown(state.answerText));
+}
+
+// renderMarkdown turns Markdown into DOM nodes built with createElement and
+// text nodes only: no HTML string from the answer is ever parsed, so nothing
+// in it can become markup or script (the sanitising is by construction).
+// It covers what answers use: headings, paragraphs, lists, fenced code,
+// **bold**, *italic*, `code`. Links stay text.
+function renderMarkdown(src) {
+  const root = document.createDocumentFragment();
+  const lines = src.replace(/\r\n?/g, "\n").split("\n");
+  let para = [];
+  let list = null;
+  const flushPara = () => {
+    if (para.length) {
+      const p = document.createElement("p");
+      inline(p, para.join("\n"));
+      root.append(p);
+      para = [];
+    }
+  };
+  const endList = () => { list = null; };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    let m;
+    if (/^```/.test(line)) {
+      flushPara(); endList();
+      const pre = document.createElement("pre");
+      const code = document.createElement("code");
+      const body = [];
+      for (i++; i < lines.length && !/^```/.test(lines[i]); i++) body.push(lines[i]);
+      code.textContent = body.join("\n");
+      pre.append(code);
+      root.append(pre);
+    } else if ((m = /^(#{1,6})\s+(.*)$/.exec(line))) {
+      flushPara(); endList();
+      const h = document.createElement(m[1].length <= 2 ? "h3" : "h4");
+      inline(h, m[2]);
+      root.append(h);
+    } else if ((m = /^\s*(?:([-*+])|(\d+)[.)])\s+(.*)$/.exec(line))) {
+      flushPara();
+      const tag = m[1] ? "ul" : "ol";
+      if (!list || list.tagName.toLowerCase() !== tag) {
+        list = document.createElement(tag);
+        root.append(list);
+      }
+      const li = document.createElement("li");
+      inline(li, m[3]);
+      list.append(li);
+    } else if (line.trim() === "") {
+      flushPara(); endList();
+    } else {
+      endList();
+      para.push(line);
+    }
+  }
+  flushPara();
+  return root;
+}
+
+// inline appends text with **bold**, *italic* and `code` spans.
+function inline(parent, text) {
+  // Underscores are left alone: answers name fields like mrr_series.
+  const re = /(`[^`\n]+`|\*\*[^*\n]+\*\*|\*[^*\s][^*\n]*\*)/g;
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
+    const tok = m[0];
+    let el;
+    if (tok.startsWith("`")) {
+      el = document.createElement("code");
+      el.textContent = tok.slice(1, -1);
+    } else if (tok.startsWith("**")) {
+      el = document.createElement("strong");
+      inline(el, tok.slice(2, -2));
+    } else {
+      el = document.createElement("em");
+      inline(el, tok.slice(1, -1));
+    }
+    parent.append(el);
+    last = m.index + tok.length;
+  }
+  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
 }
 
 function finishAnswer(meta, ok) {
   $("answer").dataset.state = ok ? "done" : "error";
+  $("answer").dataset.cache = (meta && meta.cache) || "";
   if (!meta) return;
   const parts = [];
+  // A shared answer: another identical question paid for the Claude call.
+  if (meta.cache === "hit") parts.push("cached answer (no new Claude call)");
   if (meta.model) parts.push(meta.model);
   if (meta.usage) parts.push(`${meta.usage.input_tokens ?? 0} tokens in · ${meta.usage.output_tokens ?? 0} out`);
   if (meta.request_id) parts.push(`request ${meta.request_id}`);
@@ -351,6 +477,7 @@ function setBusy(busy) {
   state.busy = busy;
   $("ask").disabled = busy;
   $("run-analytics").disabled = busy || !state.selectedType;
+  for (const btn of document.querySelectorAll(".ask-chart")) btn.disabled = busy;
   $("stop").hidden = !busy;
 }
 
@@ -434,6 +561,7 @@ async function streamAnswer(path, body, title) {
     if (!(resp.headers.get("Content-Type") || "").includes("text/event-stream")) {
       // A gateway that answered in one piece.
       const a = await resp.json();
+      a.cache = resp.headers.get("X-Keyward-Cache") || "";
       appendAnswer(a.answer || "");
       finishAnswer(a, true);
       finished = true;
@@ -640,7 +768,81 @@ async function runAnalytics(ev) {
     .map(([k, v]) => (v === true ? humanize(k) : `${humanize(k)}: ${String(v).replace(/_/g, " ")}`))
     .join(", ");
   const title = `${humanize(state.selectedType)}${shown ? " · " + shown : ""}`;
-  await streamAnswer("/api/analytics-query", { query_type: state.selectedType, parameters, stream: true }, title);
+  const cached = Number((state.catalog[state.selectedType] || {}).cache_ttl_seconds) > 0;
+  const body = { query_type: state.selectedType, parameters, stream: !cached };
+  if (SAMPLE_FOR[state.selectedType]) body.data = SAMPLE_FOR[state.selectedType]();
+  await streamAnswer("/api/analytics-query", body, title);
+}
+
+// ---------------------------------------------------------------- charts
+
+const PALETTE = ["#2f5bea", "#c96a1a", "#12a150", "#8e44ad", "#d92d20", "#0f9bb3"];
+
+// drawCharts draws the sample dataset with the bundled Chart.js (no
+// animation, so a screenshot shows the finished charts).
+function drawCharts() {
+  if (!window.Chart) {
+    for (const el of document.querySelectorAll(".chart-box")) el.textContent = "Charts could not be drawn: the chart library did not load.";
+    return;
+  }
+  const Chart = window.Chart;
+  Chart.defaults.animation = false;
+  Chart.defaults.maintainAspectRatio = false;
+  Chart.defaults.font.family = getComputedStyle(document.documentElement).fontFamily;
+  const money = (v) => "$" + Number(v).toLocaleString("en-US", { maximumFractionDigits: 0 });
+  state.charts = {
+    mrr: new Chart($("chart-mrr"), {
+      type: "line",
+      data: {
+        labels: SAMPLE.mrr_series.map((r) => r.month),
+        datasets: [{ label: "MRR", data: SAMPLE.mrr_series.map((r) => r.value), borderColor: PALETTE[0], backgroundColor: "rgba(47,91,234,.12)", fill: true, tension: 0.25 }],
+      },
+      options: { plugins: { legend: { display: false } }, scales: { y: { ticks: { callback: money } } } },
+    }),
+    churn: new Chart($("chart-churn"), {
+      data: {
+        labels: SAMPLE.churn_series.map((r) => r.month),
+        datasets: [
+          { type: "bar", label: "Churned customers", data: SAMPLE.churn_series.map((r) => r.churned), backgroundColor: PALETTE[1], yAxisID: "y" },
+          { type: "line", label: "Churn rate %", data: SAMPLE.churn_series.map((r) => +(100 * r.churned / r.customers_start).toFixed(2)), borderColor: PALETTE[4], yAxisID: "rate" },
+        ],
+      },
+      options: { scales: { y: { beginAtZero: true }, rate: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false } } } },
+    }),
+    funnel: new Chart($("chart-funnel"), {
+      type: "bar",
+      data: {
+        labels: SAMPLE.funnel.map((r) => r.stage),
+        datasets: [{ label: "Prospects", data: SAMPLE.funnel.map((r) => r.count), backgroundColor: PALETTE.slice(0, SAMPLE.funnel.length) }],
+      },
+      options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { type: "logarithmic" } } },
+    }),
+    cohorts: new Chart($("chart-cohorts"), {
+      type: "line",
+      data: {
+        labels: Array.from({ length: Math.max(...SAMPLE.cohorts.map((c) => c.retention.length)) }, (_, i) => `M${i}`),
+        datasets: SAMPLE.cohorts.map((c, i) => ({ label: c.cohort, data: c.retention, borderColor: PALETTE[i % PALETTE.length], tension: 0.2 })),
+      },
+      options: { scales: { y: { min: 0, max: 100, ticks: { callback: (v) => v + "%" } } } },
+    }),
+  };
+  for (const btn of document.querySelectorAll(".ask-chart")) btn.addEventListener("click", () => askChart(btn.dataset.chart));
+  document.body.dataset.charts = "drawn";
+}
+
+// askChart sends the chart's numbers through its typed catalog query.
+async function askChart(name) {
+  const c = CHARTS[name];
+  if (!c || state.busy) return;
+  // A type the gateway caches is asked in one piece: its answer arrives
+  // whole either way, and the JSON answer says whether it was shared.
+  const cached = Number((state.catalog[c.queryType] || {}).cache_ttl_seconds) > 0;
+  await streamAnswer("/api/analytics-query", {
+    query_type: c.queryType,
+    parameters: { time_period: "last_12_months" },
+    data: c.data(),
+    stream: !cached,
+  }, `Ask Claude about the ${c.title} chart`);
 }
 
 // ---------------------------------------------------------------- start
@@ -658,6 +860,7 @@ async function main() {
   $("reset-context").addEventListener("click", resetContext);
   $("context").addEventListener("input", () => readContext());
   $("error-close").addEventListener("click", clearError);
+  drawCharts();
 
   let cfg;
   try {
