@@ -399,3 +399,15 @@ func Do(tb testing.TB, method, url string, hdr map[string]string, body string) (
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
 }
+
+// StartReplicas starts n gateways in front of upstream that share the Redis at
+// redisURL, each with the same extra env: the cross-replica setup of the
+// budget, limit, cache and ledger tests.
+func StartReplicas(tb testing.TB, n int, upstream, redisURL string, env ...string) []*Gateway {
+	tb.Helper()
+	gws := make([]*Gateway, n)
+	for i := range gws {
+		gws[i] = StartGateway(tb, upstream, append([]string{"KEYWARD_REDIS_URL=" + redisURL}, env...)...)
+	}
+	return gws
+}

@@ -32,10 +32,7 @@ func TestConcurrentCallsNeverOverspendTheBudget(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
 	cfg := writeConfig(t, budgetYAML)
-	var gws []*testenv.Gateway
-	for i := 0; i < 3; i++ {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT="))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
 	// Each call really uses its whole reservation and is slow, so all
 	// twenty are in flight together before any settles.
 	body := `{"model":"claude-haiku-4-5","max_tokens":1000,"messages":[{"role":"user","content":"spend [[mock:output_tokens=1000 first_byte_ms=700]]"}]}`

@@ -27,10 +27,7 @@ func TestAnswerCacheCoalescesAcrossReplicas(t *testing.T) {
 	mock := testenv.StartMock(t)
 	cfg := filepath.Join(t.TempDir(), "keyward.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("limits:\n  daily_budget_usd: 5\nanalytics:\n  mrr_analysis: {cache_ttl: 10m}\n  churn_analysis: {}\n"), 0o600))
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=100/3600s"))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=100/3600s")
 	// The upstream takes a while, so the 20 really overlap the one call.
 	mock.MockPost(t, "/_mock/config", `{"first_byte_ms":1500}`)
 

@@ -175,10 +175,7 @@ limits:
   requests: "1000/60s"
   daily_budget_usd: 5
 `)
-	var gws []*testenv.Gateway
-	for i := 0; i < 3; i++ {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT="))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
 	body := `{"model":"claude-sonnet-4-5","max_tokens":1000,"messages":[{"role":"user","content":[
 		{"type":"document","source":{"type":"url","url":"https://example.com/100-pages.pdf"}},
 		{"type":"text","text":"Summarise. [[mock:doc_pages=100 doc_page_tokens=3850 first_byte_ms=1000 output_tokens=200]]"}]}]}`

@@ -82,11 +82,7 @@ func TestRevocationReachesEveryReplicaWithinASecond(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
 	tokFile := adminTokenFile(t)
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_JWT_SECRET="+jwtSecret,
-			"KEYWARD_AUTH_REQUIRED=true", "KEYWARD_ADMIN_TOKEN_FILE="+tokFile, "KEYWARD_RATE_LIMIT=100000/60s"))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_JWT_SECRET="+jwtSecret, "KEYWARD_AUTH_REQUIRED=true", "KEYWARD_ADMIN_TOKEN_FILE="+tokFile, "KEYWARD_RATE_LIMIT=100000/60s")
 	stolen, kept, bob := mintJWT(t, "alice", "laptop-1"), mintJWT(t, "alice", "laptop-2"), mintJWT(t, "bob", "")
 	for _, gw := range gws {
 		for _, tok := range []string{stolen, kept, bob} {
@@ -273,11 +269,7 @@ limits:
   daily_budget_usd: 50
   max_concurrent_streams: 50
 `)
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=",
-			"KEYWARD_JWT_SECRET="+jwtSecret, "KEYWARD_ADMIN_TOKEN_FILE="+tokFile))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=", "KEYWARD_JWT_SECRET="+jwtSecret, "KEYWARD_ADMIN_TOKEN_FILE="+tokFile)
 	subs := []string{"alice", "bob", "carol"}
 	toks := map[string]string{}
 	for _, s := range subs {

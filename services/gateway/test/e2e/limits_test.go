@@ -43,10 +43,7 @@ func TestSharedLimitIsExactAcrossReplicas(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
 	const limit = 10
-	var gws []*testenv.Gateway
-	for i := 0; i < 3; i++ {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_RATE_LIMIT=10/10s"))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_RATE_LIMIT=10/10s")
 	type result struct {
 		code int
 		hdr  http.Header

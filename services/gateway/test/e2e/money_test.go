@@ -308,10 +308,7 @@ limits:
   daily_budget_usd: 5
   max_concurrent_streams: 50
 `)
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT="))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
 	kinds := []string{
 		// fast mode: 12,000 tokens of output at $150/MTok, $1.80 each
 		`{"model":"claude-opus-4-6","max_tokens":32000,"stream":true,"speed":"fast","messages":[{"role":"user","content":"fast [[mock:output_tokens=12000 event_delay_ms=1]]"}]}`,
@@ -397,10 +394,7 @@ limits:
   tokens_per_minute: %d
   max_concurrent_streams: 50
 `, tpm))
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT="))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=")
 	kinds := []string{
 		`{"model":"claude-haiku-4-5","max_tokens":32000,"stream":true,"messages":[{"role":"user","content":"long [[mock:output_tokens=12000 event_delay_ms=1]]"}]}`,
 		`{"model":"claude-sonnet-4-5","max_tokens":32000,"stream":true,"thinking":{"type":"enabled","budget_tokens":8000,"display":"omitted"},
@@ -496,11 +490,7 @@ limits:
   requests: "1000/60s"
   max_concurrent_streams: 50
 `)
-	var gws []*testenv.Gateway
-	for range 3 {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(), "KEYWARD_CONFIG="+cfg,
-			"KEYWARD_RATE_LIMIT=", "KEYWARD_MAX_CONCURRENT_CALLS=3"))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=", "KEYWARD_MAX_CONCURRENT_CALLS=3")
 	slowJSON := `{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
 	slowStream := `{"model":"claude-haiku-4-5","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"slow [[mock:first_byte_ms=2000]]"}]}`
 	codes := make([]int, 9)

@@ -50,11 +50,7 @@ func ready(t *testing.T, g *testenv.Gateway) (int, string) {
 func TestRedisOutageFallsBackToTheLocalShareAndRecovers(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
-	var gws []*testenv.Gateway
-	for i := 0; i < 3; i++ {
-		gws = append(gws, testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL="+rds.URL(),
-			"KEYWARD_RATE_LIMIT=30/60s", "KEYWARD_REDIS_LOCAL_SHARE=3"))
-	}
+	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_RATE_LIMIT=30/60s", "KEYWARD_REDIS_LOCAL_SHARE=3")
 	ok, _, fivexx := burst(t, gws, 6)
 	require.Equal(t, 6, ok)
 	require.Zero(t, fivexx)
