@@ -4,7 +4,7 @@
 #   1. rules, live     3 gateways + the mock + redis-server scraped by Prometheus 3.2.1 (the
 #                      release compose pins); scripted phases, alerts asserted (deploy/live)
 #   2. rule tests      promtool 3.2.1 test rules (deploy/prometheus/check.sh)
-#   3. dashboard lint  grafana/dashboard-linter --strict with deploy/helm/keyward/files/.lint
+#   3. dashboard lint  grafana/dashboard-linter --strict with deploy/prometheus/dashboard-lint.yaml
 #   4. compose         dockerd + Compose v2, the three Dockerfiles built, compose up, checks
 #                      (deploy/scripts/compose-live.sh)
 # Tools are built once and cached by version in ~/.cache/keyward (build-prometheus.sh,
@@ -51,7 +51,7 @@ rule_tests() {
 
 dashboard_lint() {
 	"$SCRIPTS/tools.sh" dashboard-linter
-	"$ROOT/.tools/bin/dashboard-linter" lint --strict --config "$FILES/.lint" "$FILES/keyward-dashboard.json"
+	"$ROOT/.tools/bin/dashboard-linter" lint --strict --config "$ROOT/deploy/prometheus/dashboard-lint.yaml" "$FILES/keyward-dashboard.json"
 	echo "dashboard-linter: keyward-dashboard.json passes --strict"
 }
 
