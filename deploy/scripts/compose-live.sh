@@ -174,7 +174,15 @@ if ! have_image "$GO_IMAGE" "$go_label"; then
 	mkdir -p "$d/usr/local" "$d/root" "$d/go" "$d/src"
 	tar -C "$(go env GOROOT)/.." --exclude='go/test' --exclude='go/doc' --exclude='go/pkg/linux_amd64_race' -c go | tar -C "$d/usr/local" -x
 	hostmod=$(go env GOMODCACHE)
-	(cd "$ROOT" && GOWORK="$ROOT/go.work" GOFLAGS='' GOMODCACHE="$RUN/gomod" GOPROXY="file://$hostmod/cache/download,https://proxy.golang.org" go mod download)
+	# The module files only, as the Dockerfiles COPY them, in a scratch copy: the download
+	# must not touch the work tree's go.work.sum.
+	mods=$RUN/mods
+	mkdir -p "$mods"
+	cp "$ROOT"/go.work* "$mods/"
+	for m in pkg services/gateway services/mockanthropic services/dashboard; do
+		mkdir -p "$mods/$m" && cp "$ROOT/$m/go.mod" "$ROOT/$m/go.sum" "$mods/$m/"
+	done
+	(cd "$mods" && GOWORK="$mods/go.work" GOFLAGS='' GOMODCACHE="$RUN/gomod" GOPROXY="file://$hostmod/cache/download,https://proxy.golang.org" go mod download)
 	cp -r "$RUN/gomod/cache/download" "$d/goproxy"
 	chmod -R u+w "$RUN/gomod" && rm -rf "$RUN/gomod"
 	import_image "$GO_IMAGE" "$d" "$go_label" \

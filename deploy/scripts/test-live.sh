@@ -32,7 +32,7 @@ stage() {
 
 rules_live() {
 	local prom
-	prom=$("$SCRIPTS/build-prometheus.sh" | head -n1)
+	prom=$("$SCRIPTS/build-prometheus.sh" | sed -n 1p)
 	(
 		cd "$ROOT/deploy/live"
 		# Not in go.work, so the top-level lint does not see this module: check it here.
@@ -66,16 +66,31 @@ promtool) stage "rule unit tests (promtool 3.2.1)" rule_tests ;;
 lint) stage "dashboard lint" dashboard_lint ;;
 compose) stage "compose, live" compose_live ;;
 all)
-	stage "rules, live" rules_live
-	stage "rule unit tests (promtool 3.2.1)" rule_tests
-	stage "dashboard lint" dashboard_lint
-	stage "compose, live" compose_live
+	# Every stage runs, each in its own process (so `set -e` holds inside it), even when an
+	# earlier one failed; the summary names the failures.
+	failed=()
+	for sub in rules promtool lint compose; do
+		s=$SECONDS
+		if "$0" "$sub"; then
+			durations+=("$sub: $((SECONDS - s)) s")
+		else
+			durations+=("$sub: $((SECONDS - s)) s (FAILED)")
+			failed+=("$sub")
+		fi
+	done
+	echo
+	echo "test-live: $((SECONDS - t0)) s"
+	printf '  %s\n' "${durations[@]}"
+	if ((${#failed[@]})); then
+		echo "test-live: FAILED stage(s): ${failed[*]}" >&2
+		exit 1
+	fi
+	echo "test-live: all stages passed"
+	exit 0
 	;;
 *)
 	echo "usage: $0 [rules|promtool|lint|compose|all]" >&2
 	exit 2
 	;;
 esac
-echo
-echo "test-live: all stages passed in $((SECONDS - t0)) s"
 printf '  %s\n' "${durations[@]}"
