@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -582,26 +583,36 @@ func (r *runner) totalCost(ctx context.Context) float64 {
 	return sum
 }
 
-// fillRedis writes 1 MiB values until Redis uses 85% of its maxmemory; the end deletes them.
+// fillRedis writes 1 MiB values until Redis itself reports 85% of its maxmemory in use
+// (INFO memory, not the gateway's gauge, which lags by its refresh interval); the end, or a
+// failure half-way, deletes them again.
 func (r *runner) fillRedis(ctx context.Context) (func(), error) {
 	val := strings.Repeat("x", 1<<20)
 	var keys []string
-	for i := 0; i < 60; i++ {
-		k := fmt.Sprintf("live:fill:%d", i)
-		if _, err := redisCmd(r.redisAddr, "SET", k, val); err != nil {
-			return nil, fmt.Errorf("filling redis: %w", err)
-		}
-		keys = append(keys, k)
-		used, _, _ := metricSum(ctx, r.gws[0].metricsURL, "keyward_redis_memory_used_bytes")
-		if i >= 54 || used > 0.85*float64(64<<20) {
-			break
-		}
-	}
-	return func() {
+	clean := func() {
 		for _, k := range keys {
 			_, _ = redisCmd(r.redisAddr, "DEL", k)
 		}
-	}, nil
+	}
+	for i := 0; i < 64; i++ {
+		used, err := redisInfoField(r.redisAddr, "memory", "used_memory")
+		if err != nil {
+			clean()
+			return nil, err
+		}
+		if u, _ := strconv.ParseFloat(used, 64); u > 0.85*float64(64<<20) {
+			fmt.Printf("  Redis used_memory %.1f MiB of 64 MiB after %d MiB written\n", u/(1<<20), len(keys))
+			return clean, nil
+		}
+		k := fmt.Sprintf("live:fill:%d", i)
+		if _, err := redisCmd(r.redisAddr, "SET", k, val); err != nil {
+			clean()
+			return nil, fmt.Errorf("filling redis: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	clean()
+	return nil, fmt.Errorf("redis never reached 85%% of maxmemory")
 }
 
 func (r *runner) checkRuleHealth(ctx context.Context) {
