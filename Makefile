@@ -30,7 +30,7 @@ run: build ## start the mock upstream, the gateway (:5001) and the dashboard (:8
 deps: ## install the Debian packages the tests need (redis, sentinel, promtool, etcd, chromium, shellcheck)
 	./scripts/deps.sh
 
-test: deps lint test-go test-clients test-rules test-metrics-names test-deploy test-reliability test-fuzz ## everything CI runs
+test: deps lint test-go test-clients test-rules test-metrics-names test-deploy test-live test-reliability test-fuzz ## everything CI runs
 	@echo "make test: all stages passed"
 
 test-go: ## unit and integration tests of every module, with the race detector

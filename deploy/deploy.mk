@@ -3,10 +3,13 @@
 
 DEPLOY_SCRIPTS := deploy/scripts
 
-.PHONY: test-deploy k8s-manifests helm-lint deploy-tools
+.PHONY: test-deploy test-live k8s-manifests helm-lint deploy-tools
 
 test-deploy: ## Validate images, compose, chart and manifests (helm lint/unittest, compose-go, promtool, real kube-apiserver dry-run)
 	$(DEPLOY_SCRIPTS)/test-deploy.sh
+
+test-live: build ## Run the deployment for real: live alert rules on Prometheus 3.2.1, promtool 3.2.1, dashboard lint, compose up (dockerd + Compose v2)
+	$(DEPLOY_SCRIPTS)/test-live.sh all
 
 k8s-manifests: deploy-tools-helm ## Regenerate deploy/k8s/manifests from the chart and deploy/k8s/values.yaml
 	$(DEPLOY_SCRIPTS)/k8s-manifests.sh

@@ -1,0 +1,3 @@
+module github.com/keyward/keyward/deploy/live
+
+go 1.26.8
