@@ -37,7 +37,7 @@ func (e *endless) Read(p []byte) (int, error) {
 		return copy(p, start+"event: content_block_delta\ndata: "), nil
 	}
 	for i := range p {
-		p[i] = 'x'
+		p[i] = 'p'
 	}
 	e.sent += int64(len(p))
 	return len(p), nil
@@ -57,7 +57,7 @@ func TestPumpEndsAnEndlessLineOnEveryPath(t *testing.T) {
 			end := pump(context.Background(), context.Background(), time.Minute, body, tc.out(&out), func() {}, anthropic.NewStreamMeter())
 			require.Equal(t, endLongLine, end)
 			require.Less(t, body.sent, int64(maxSSELine+64<<10), "ended at the cap, not later")
-			require.NotContains(t, out.String(), "xxxx", "no part of the long line reached the caller")
+			require.NotContains(t, out.String(), "pppp", "no part of the long line reached the caller")
 			require.Less(t, out.Len(), 4096)
 		})
 	}

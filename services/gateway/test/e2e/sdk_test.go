@@ -48,7 +48,7 @@ func TestOfficialSDKThroughTheGateway(t *testing.T) {
 		key  string
 	}{
 		// SDKs always send a key; with no JWT source the gateway ignores it.
-		{"auth off", []string{"KEYWARD_RATE_LIMIT=6/60s"}, "sk-ant-anything-the-sdk-insists-on"},
+		{"auth off", []string{"KEYWARD_RATE_LIMIT=6/60s"}, "anything-the-sdk-insists-on"},
 		{"JWT as the SDK key", []string{"KEYWARD_RATE_LIMIT=6/60s", "KEYWARD_JWT_SECRET=" + jwtSecret, "KEYWARD_AUTH_REQUIRED=true"}, token},
 	}
 	for _, m := range modes {

@@ -107,7 +107,7 @@ func TestTypeScriptSDKInNode(t *testing.T) {
 		env  []string
 		key  string
 	}{
-		{"auth off", nil, "sk-ant-anything-the-sdk-insists-on"},
+		{"auth off", nil, "anything-the-sdk-insists-on"},
 		{"JWT as the SDK key", []string{"KEYWARD_AUTH_REQUIRED=true", "KEYWARD_JWT_SECRET=" + jwtSecret}, ""},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
@@ -177,7 +177,7 @@ func TestTypeScriptSDKInChromium(t *testing.T) {
 	mock := testenv.StartMock(t)
 	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_ALLOWED_MODELS="+allowedModels, "KEYWARD_CORS_ORIGINS="+page.URL)
 	envJSON, _ = json.Marshal(map[string]any{
-		"gatewayURL": gw.URL, "apiKey": "sk-ant-anything-the-sdk-insists-on",
+		"gatewayURL": gw.URL, "apiKey": "anything-the-sdk-insists-on",
 		"allowedModels": strings.Split(allowedModels, ","),
 	})
 

@@ -28,7 +28,7 @@ export function envFromProcess() {
   return {
     gatewayURL: need('KEYWARD_TEST_GATEWAY_URL'),
     mockURL: need('KEYWARD_TEST_MOCK_URL'),
-    apiKey: process.env.KEYWARD_TEST_API_KEY || 'sk-ant-anything-the-sdk-insists-on',
+    apiKey: process.env.KEYWARD_TEST_API_KEY || 'anything-the-sdk-insists-on',
     allowedModels: need('KEYWARD_TEST_ALLOWED_MODELS').split(','),
   };
 }

@@ -48,7 +48,7 @@ func TestLongLine(t *testing.T) {
 	}
 done:
 	require.NotNil(t, long, "one line of exactly %d bytes", n)
-	require.True(t, strings.HasPrefix(string(long), `data: {"type":"ping","padding":"xxx`), string(long))
+	require.True(t, strings.HasPrefix(string(long), `data: {"type":"ping","padding":"ppp`), string(long))
 	require.Equal(t, "message_start", events[0])
 	require.Equal(t, "ping", events[1], "right after message_start")
 	require.Equal(t, "message_stop", events[len(events)-1], "then the normal stream")

@@ -23,7 +23,7 @@ const (
 )
 
 // padChunk is what long_line sends its line in, so the mock's memory stays constant.
-var padChunk = bytes.Repeat([]byte("x"), 64<<10)
+var padChunk = bytes.Repeat([]byte("p"), 64<<10)
 
 // sse writes one response's events, applying event delays and the error_after and
 // drop_after faults, and noticing when the client goes away.
