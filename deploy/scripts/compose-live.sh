@@ -30,6 +30,10 @@ export GOWORK=off
 log() { echo "compose-live: [$((SECONDS - t0)) s] $*"; }
 fail() {
 	echo "compose-live: FAIL: $*" >&2
+	# What the stack said: a failure is only debuggable with the gateways' own words.
+	if declare -F compose >/dev/null; then
+		compose logs --no-color --tail 25 gateway redis >&2 2>/dev/null || true
+	fi
 	exit 1
 }
 
@@ -368,11 +372,19 @@ log "Redis down: /ready $r; 40 calls: ${down[200]:-0} admitted, ${down[429]:-0} 
 ((${down[200]:-0} > 0 && ${down[200]:-0} <= 30)) || fail "local failure mode admitted ${down[200]:-0} of 40, want 1..30 (30/60s split over 3 replicas)"
 ((${down[200]:-0} + ${down[429]:-0} == 40)) || fail "with Redis down some calls got neither 200 nor 429"
 compose start redis >/dev/null 2>&1
-for _ in $(seq 1 60); do
-	[[ $(curl -s "$API/ready") == *'"ratelimit":"redis"'* ]] && break
-	sleep 1
+# nginx spreads /ready over the replicas, which return to Redis each on its own probe: wait
+# for six answers in a row (every replica twice), not for the first one that is back.
+back=0
+for _ in $(seq 1 120); do
+	if [[ $(curl -s "$API/ready") == *'"ratelimit":"redis"'* ]]; then
+		back=$((back + 1))
+		((back >= 6)) && break
+	else
+		back=0
+	fi
+	sleep 0.5
 done
-[[ $(curl -s "$API/ready") == *'"ratelimit":"redis"'* ]] || fail "replicas did not return to Redis after it came back"
+((back >= 6)) || fail "replicas did not all return to Redis after it came back (last /ready: $(curl -s "$API/ready"))"
 log "Redis back: /ready says \"ratelimit\":\"redis\" again"
 
 # compose down leaves nothing of the stack behind.
