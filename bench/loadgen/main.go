@@ -163,6 +163,9 @@ func (s *stack) startGateway(o options, name, yaml string, extraEnv ...string) (
 		"ANTHROPIC_API_KEY=" + mockKey,
 		"KEYWARD_REDIS_URL=redis://" + s.rAddr + "/0",
 		"KEYWARD_RATE_LIMIT=10000000/60s",
+		// The per-identity call cap stays on (its lease is part of every
+		// call's cost) but high enough that one load identity never hits it.
+		"KEYWARD_MAX_CONCURRENT_CALLS=100000",
 		"KEYWARD_CONFIG=" + cfgPath,
 		"KEYWARD_LOG_LEVEL=info",
 	}

@@ -110,7 +110,7 @@ func (r report) setup() []string {
 		"machine: " + machine(),
 		fmt.Sprintf("load average before/after: %s / %s (the machine is shared; throughput figures move with it)", r.load0, r.load1),
 		"setup: " + r.redisVersion + ", mockanthropic and gateway on loopback, all sharing the same cores with this load generator;",
-		"  gateway with KEYWARD_REDIS_URL (shared limiter), KEYWARD_RATE_LIMIT=10000000/60s (never rejects), metrics on the admin",
+		"  gateway with KEYWARD_REDIS_URL (shared limiter), KEYWARD_RATE_LIMIT=10000000/60s and KEYWARD_MAX_CONCURRENT_CALLS=100000 (never reject), metrics on the admin",
 		fmt.Sprintf("  listener, JSON access log at info to a file (%d request lines written); limits.max_concurrent_streams 2000,", r.accessLines),
 		"  limits.max_inflight 4096 (for the open-streams phase); JSON answers 64 output tokens, streams 240 (~45 events).",
 		fmt.Sprintf("  keyward_http_requests_total{route=\"/v1/messages\",code=\"200\"} after the phases: %.0f", r.okJSON),
