@@ -95,6 +95,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, c *call, body 
 	}
 	// A non-streamed reply is generated whole before it is sent, so it is billed whole.
 	c.billed = total
+	s.book(c)
 	j := getJSONBuf()
 	j.encode(c.messageBody(msgID, &rp, &total))
 	c.status = http.StatusOK

@@ -150,6 +150,7 @@ type call struct {
 	serverTools bool      // the request declares a server tool: usage carries server_tool_use
 	iterations  int       // iterations=N: usage carries usage.iterations
 	midError    *apiError // the error event of error_after, when not the default
+	booked      bool      // the bill is in the billing book (see book)
 }
 
 // ServeHTTP routes /_mock/ to the admin API and everything else to the emulated API.
@@ -353,12 +354,23 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// book puts the call's bill into the billing book before the last bytes of a complete
+// reply are sent, so a client that has read the whole reply and then asks /_mock/billing
+// sees it; finish books whatever an ended call left unbooked.
+func (s *Server) book(c *call) {
+	billed := c.billedJSON()
+	s.billing.record(c, &billed)
+	c.booked = true
+}
+
 // finish records the call's result in stats, the request ring and the log.
 func (s *Server) finish(ctx context.Context, c *call) {
 	s.stats.inflight.Add(-1)
 	s.stats.record(c)
 	billed := c.billedJSON()
-	s.billing.record(c, &billed)
+	if !c.booked {
+		s.billing.record(c, &billed)
+	}
 	s.rec.finish(c.entry, c.status, c.outcome, &billed)
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return

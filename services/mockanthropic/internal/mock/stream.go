@@ -190,6 +190,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, d *Dire
 		if i == n {
 			md.Delta.StopReason, md.Delta.StopSequence = stopFields(rp)
 			md.Usage = c.usageJSON(total, usageFinal)
+			s.book(c) // everything is generated and billed by now
 		} else {
 			part := *total
 			part.output = max(1, total.output*int64(i)/int64(n))
