@@ -36,6 +36,7 @@ type options struct {
 	n1         int
 	streamN    int
 	budgetN    int
+	longN      int
 	open       int
 	warmup     int
 	md         string
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.n1, "n1", 2000, "requests per concurrency-1 latency phase")
 	flag.IntVar(&o.streamN, "stream-n", 5000, "streams per streaming phase")
 	flag.IntVar(&o.budgetN, "budget-n", 4000, "requests in the token+budget limits phase")
+	flag.IntVar(&o.longN, "long-n", 100, "20,000-token streams in the live-enforcement phase")
 	flag.IntVar(&o.open, "open", 1000, "streams held open at once in the memory phase")
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
 	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
@@ -81,8 +83,12 @@ const mockKey = "bench-mock-key"
 var prompt = strings.Repeat("Summarise last quarter's churn drivers for the enterprise segment. ", 6)
 
 func messageBody(stream bool, outputTokens int, extra string) []byte {
+	return messageBodyMax(stream, outputTokens, 1024, extra)
+}
+
+func messageBodyMax(stream bool, outputTokens, maxTokens int, extra string) []byte {
 	text := prompt + "[[mock:output_tokens=" + strconv.Itoa(outputTokens) + extra + "]]"
-	return fmt.Appendf(nil, `{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":%t,"messages":[{"role":"user","content":%q}]}`, stream, text)
+	return fmt.Appendf(nil, `{"model":"claude-sonnet-4-5","max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":%q}]}`, maxTokens, stream, text)
 }
 
 func headers() http.Header {
@@ -123,6 +129,22 @@ type gateway struct {
 
 // profile starts a CPU profile of the gateway for one phase and returns the
 // function that stops it; without -profile both do nothing.
+// longStreamTokens is the output of each stream in the live-enforcement
+// phase: five 4,096-token slices.
+const (
+	longStreamTokens = 20000
+	longStreamPhase  = "gateway long stream, tokens+budgets"
+)
+
+// roundTrips is the gateway's keyward_redis_round_trips_total; -1 when it
+// has no metrics listener (the bare proxy).
+func (g *gateway) roundTrips() float64 {
+	if g.metricsURL == "" {
+		return -1
+	}
+	return metricSum(g.metricsURL, "keyward_redis_round_trips_total")
+}
+
 func (g *gateway) profile(name string) func() {
 	if g.pprofURL == "" {
 		return func() {}
@@ -260,7 +282,8 @@ type phase struct {
 	gwCPU      time.Duration // gateway CPU during the phase (0: not through the gateway)
 	mockCPU    time.Duration
 	redisCPU   time.Duration
-	redisTrips int64 // client round trips to Redis
+	redisTrips int64 // round trips to Redis, as the gateway counts them (keyward_redis_round_trips_total)
+	redisCmds  int64 // commands Redis served from clients (INFO commandstats, script-internal calls left out)
 	evalCmds   int64
 	redisPer   map[string]int64
 	rssPeakKB  int64
@@ -292,6 +315,7 @@ type step struct {
 // deltas and the gateway's peak RSS.
 func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() result) (phase, error) {
 	p := phase{name: name, conc: conc, via: via}
+	trips0 := g.roundTrips()
 	cmdsBefore, err := commandStats(s.rAddr)
 	if err != nil {
 		return p, err
@@ -342,8 +366,13 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 		return p, err
 	}
 	p.gwReads, p.gwWrites = r1-r0, w1-w0
-	per, trips := cmdDelta(cmdsBefore, cmdsAfter)
-	p.redisTrips, p.redisPer = trips, per
+	per, cmds := cmdDelta(cmdsBefore, cmdsAfter)
+	p.redisCmds, p.redisPer = cmds, per
+	if trips0 >= 0 {
+		if trips1 := g.roundTrips(); trips1 >= trips0 {
+			p.redisTrips = int64(trips1 - trips0)
+		}
+	}
 	p.evalCmds = per["evalsha"] + per["eval"]
 	if p.res.errors > 0 {
 		return p, fmt.Errorf("phase %q: %d of %d requests failed, first: %s", name, p.res.errors, p.res.requests, p.res.firstErr)
@@ -447,7 +476,14 @@ func run(o options, out io.Writer) error {
 	if err := warm(through(gb.url, false, jsonTokens), o.warmup/4); err != nil {
 		return err
 	}
-	if err := runSteps(gb, []step{{"gateway JSON, tokens+budgets", o.c, true, through(gb.url, false, jsonTokens), o.budgetN}}, false); err != nil {
+	// Long streams under live enforcement: 20,000 output tokens with the
+	// max_tokens Claude Code sends reserve a 4,096-token slice and extend it
+	// as output flows, one round trip per extension (issue 13).
+	long := target{url: gb.url + "/v1/messages", header: headers(), body: messageBodyMax(true, longStreamTokens, 32000, ""), stream: true}
+	if err := runSteps(gb, []step{
+		{"gateway JSON, tokens+budgets", o.c, true, through(gb.url, false, jsonTokens), o.budgetN},
+		{longStreamPhase, 1, true, long, o.longN},
+	}, false); err != nil {
 		return err
 	}
 	gb.stop()

@@ -1,6 +1,11 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
 
 // RedisProblems are the values of keyward_redis_problem's label: what keeps
 // the shared Redis from serving keyward as it needs.
@@ -12,6 +17,11 @@ type RedisHealth struct {
 	MemoryUsed prometheus.Gauge
 	MaxMemory  prometheus.Gauge
 	Problem    *prometheus.GaugeVec
+	// RoundTrips counts what this replica sent to Redis and waited for: one
+	// per command sent alone, one per pipeline (several callers' commands
+	// batched together count once). Divided by requests it is the figure
+	// make bench reports; background probes are in it too.
+	RoundTrips prometheus.Counter
 }
 
 // NewRedisHealth creates and registers the Redis collectors, every problem
@@ -27,8 +37,11 @@ func NewRedisHealth(reg prometheus.Registerer) *RedisHealth {
 		Problem: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keyward_redis_problem", Help: "1 while Redis has this problem: unreachable, protected_mode (DENIED), auth, eviction_policy (maxmemory-policy is not noeviction).",
 		}, []string{"problem"}),
+		RoundTrips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_redis_round_trips_total", Help: "Round trips to Redis from this replica: a command sent alone or a whole pipeline counts once.",
+		}),
 	}
-	reg.MustRegister(r.MemoryUsed, r.MaxMemory, r.Problem)
+	reg.MustRegister(r.MemoryUsed, r.MaxMemory, r.Problem, r.RoundTrips)
 	for _, p := range RedisProblems {
 		r.Problem.WithLabelValues(p)
 	}
@@ -46,3 +59,25 @@ func (r *RedisHealth) SetProblem(problem string) {
 		r.Problem.WithLabelValues(p).Set(v)
 	}
 }
+
+// Hook is a go-redis hook counting round trips into RoundTrips.
+func (r *RedisHealth) Hook() redis.Hook { return roundTripHook{r.RoundTrips} }
+
+type roundTripHook struct{ c prometheus.Counter }
+
+func (roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.c.Inc()
+		return next(ctx, cmd)
+	}
+}
+
+func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.c.Inc()
+		return next(ctx, cmds)
+	}
+}
+

@@ -126,6 +126,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	redisMetrics := metrics.NewRedisHealth(s.reg)
 	if s.redis != nil {
+		s.redis.AddHook(redisMetrics.Hook())
 		s.redisHealth = &redisHealth{rc: s.redis, m: redisMetrics, log: s.log, backend: s.limiter.Backend,
 			mode: cfg.FailureMode, interval: time.Second, warnGap: time.Minute}
 		go s.redisHealth.run(bg)
