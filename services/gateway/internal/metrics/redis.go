@@ -80,4 +80,3 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		return next(ctx, cmds)
 	}
 }
-
