@@ -263,3 +263,54 @@ analytics:
 	require.NotContains(t, string(out), "source-secret")
 	t.Logf("figure: --check-config: %s", strings.TrimSpace(string(out)))
 }
+
+// TestAnalyticsDataSourceSparedForALimitedCaller: a caller whose request
+// rate is used up gets its 429 without the source being called, so
+// refused traffic cannot drive the operator's internal service; and a
+// streamed answer is about the source's numbers too.
+func TestAnalyticsDataSourceSparedForALimitedCaller(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the gateway and mock binaries")
+	}
+	mock := testenv.StartMock(t)
+	src := &sourceServer{release: make(chan struct{})}
+	src.mrrLast.Store("131313.13")
+	plain := httptest.NewServer(src)
+	defer plain.Close()
+	cfg := filepath.Join(t.TempDir(), "keyward.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+analytics_sources:
+  allow: ["%[1]s/analytics/"]
+analytics:
+  mrr_analysis:
+    source: {url: "%[1]s/analytics/mrr"}
+`, plain.URL)), 0o600))
+	// 2 per hour: the test is over long before one request refills.
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=2/3600s")
+	hdr := map[string]string{"Content-Type": "application/json"}
+	body := `{"query_type":"mrr_analysis","parameters":{"time_period":"last_7_days"},"stream":true}`
+
+	code, h, sse := testenv.Do(t, http.MethodPost, gw.URL+"/api/analytics-query", hdr, body)
+	require.Equal(t, http.StatusOK, code, "%s", sse)
+	require.Contains(t, h.Get("Content-Type"), "text/event-stream")
+	require.Equal(t, "server", h.Get("X-Keyward-Data-Source"))
+	var text strings.Builder
+	for _, ev := range strings.Split(string(sse), "\n\n") {
+		if d, ok := strings.CutPrefix(ev, "event: delta\ndata: "); ok {
+			var delta struct{ Text string }
+			require.NoError(t, json.Unmarshal([]byte(d), &delta))
+			text.WriteString(delta.Text)
+		}
+	}
+	require.Contains(t, text.String(), "2026-11,131313.13", "the streamed answer quotes the source's numbers")
+	code, _, b := testenv.Do(t, http.MethodPost, gw.URL+"/api/analytics-query", hdr, body)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	require.Len(t, src.Calls(), 2)
+
+	code, h, b = testenv.Do(t, http.MethodPost, gw.URL+"/api/analytics-query", hdr, body)
+	require.Equal(t, http.StatusTooManyRequests, code, "%s", b)
+	require.NotEmpty(t, h.Get("Retry-After"))
+	require.Contains(t, string(b), "Maximum 2 requests per 3600 seconds")
+	require.Len(t, src.Calls(), 2, "the limited request did not reach the source")
+	require.Len(t, mock.Requests(t), 2)
+}
