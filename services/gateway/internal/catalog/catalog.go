@@ -29,7 +29,10 @@ type QueryType struct {
 	Data map[string]*DataSet
 	// CacheTTL > 0 opts the type into the shared answer cache.
 	CacheTTL time.Duration
-	prompt   *template.Template
+	// Source, when set, is where the gateway fetches the type's data
+	// itself (source.go); a caller's data is then never read.
+	Source *Source
+	prompt *template.Template
 }
 
 // Param describes one typed parameter.
@@ -51,6 +54,9 @@ type QueryTypeYAML struct {
 	Data        map[string]*DataSet `yaml:"data"`
 	// CacheTTL ("10m") opts the type into the shared answer cache.
 	CacheTTL string `yaml:"cache_ttl"`
+	// Source names an operator's internal URL that serves the type's data
+	// (source.go).
+	Source *SourceYAML `yaml:"source"`
 }
 
 var periods = []string{"last_7_days", "last_30_days", "last_90_days", "last_12_months", "year_to_date"}
@@ -119,8 +125,9 @@ func Build(entries map[string]QueryTypeYAML) (Catalog, []string) {
 		where := "analytics." + name
 		if b, ok := builtIns()[name]; ok && e.Prompt == "" && e.Parameters == nil && e.Data == nil {
 			// A built-in named without a prompt keeps its definition; the
-			// operator sets only what they give (cache_ttl, description).
-			b.CacheTTL = e.CacheTTL
+			// operator sets only what they give (cache_ttl, description,
+			// source).
+			b.CacheTTL, b.Source = e.CacheTTL, e.Source
 			if e.Description != "" {
 				b.Description = e.Description
 			}
@@ -183,7 +190,16 @@ func Build(entries map[string]QueryTypeYAML) (Catalog, []string) {
 			}
 			errs = append(errs, e.Data[dn].check(where+".data."+dn)...)
 		}
-		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, Data: e.Data, CacheTTL: ttl, prompt: tmpl}
+		var src *Source
+		if e.Source != nil {
+			var serrs []string
+			src, serrs = e.Source.build(where + ".source")
+			errs = append(errs, serrs...)
+			if len(e.Data) == 0 {
+				errs = append(errs, where+".source: the type declares no data for the source to serve")
+			}
+		}
+		cat[name] = &QueryType{Name: name, Description: e.Description, Parameters: e.Parameters, Data: e.Data, CacheTTL: ttl, Source: src, prompt: tmpl}
 	}
 	if len(entries) > 0 && len(cat) == 0 && len(errs) == 0 {
 		errs = append(errs, "analytics: no valid query types")
@@ -219,6 +235,21 @@ func (e *ParamError) Error() string { return e.Message }
 // parameters, missing required ones and values of the wrong type are errors
 // that name the parameter. It renders no data block; see RenderWithData.
 func (q *QueryType) Render(params map[string]any) (string, error) {
+	values, err := q.Values(params)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := q.prompt.Execute(&buf, values); err != nil {
+		return "", fmt.Errorf("rendering prompt %s: %w", q.Name, err)
+	}
+	return buf.String(), nil
+}
+
+// Values checks params against the schema and returns the checked values:
+// enum and string values as strings, booleans, integers as int64, numbers
+// as float64, with the declared defaults of absent optional parameters.
+func (q *QueryType) Values(params map[string]any) (map[string]any, error) {
 	var unknown, bad []string
 	var msgs []string
 	for k := range params {
@@ -228,7 +259,7 @@ func (q *QueryType) Render(params map[string]any) (string, error) {
 	}
 	sort.Strings(unknown)
 	if len(unknown) > 0 {
-		return "", &ParamError{Fields: unknown, Message: fmt.Sprintf("unknown parameters for %s: %s", q.Name, strings.Join(unknown, ", "))}
+		return nil, &ParamError{Fields: unknown, Message: fmt.Sprintf("unknown parameters for %s: %s", q.Name, strings.Join(unknown, ", "))}
 	}
 	values := map[string]any{}
 	names := make([]string, 0, len(q.Parameters))
@@ -257,13 +288,9 @@ func (q *QueryType) Render(params map[string]any) (string, error) {
 		values[n] = norm
 	}
 	if len(bad) > 0 {
-		return "", &ParamError{Fields: bad, Message: "invalid parameters for " + q.Name + ": " + strings.Join(msgs, "; ")}
+		return nil, &ParamError{Fields: bad, Message: "invalid parameters for " + q.Name + ": " + strings.Join(msgs, "; ")}
 	}
-	var buf bytes.Buffer
-	if err := q.prompt.Execute(&buf, values); err != nil {
-		return "", fmt.Errorf("rendering prompt %s: %w", q.Name, err)
-	}
-	return buf.String(), nil
+	return values, nil
 }
 
 // RenderWithData checks params and data and renders the data block the

@@ -95,6 +95,7 @@ type Config struct {
 	Prices            anthropic.PriceTable
 	SpendAlertPerHour float64
 	Catalog           catalog.Catalog
+	AnalyticsSources  AnalyticsSources // allowlist and CA of the catalog's data sources (sources.go)
 
 	// FeaturePolicies per tier name ("" = default); see FeaturePolicy.
 	FeaturePolicies map[string]anthropic.FeaturePolicy
@@ -272,6 +273,7 @@ func Load(env Getenv, version string) (*Config, error) {
 	c.loadKeys(&p)
 	c.loadAuth(&p, get)
 	c.loadTLS(&p, get)
+	c.loadSources(&p, get)
 	c.loadSafety(&p, get)
 	c.validate(&p)
 	if err := p.err(); err != nil {

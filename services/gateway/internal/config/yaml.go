@@ -22,6 +22,8 @@ type fileConfig struct {
 		SpendUSDPerHour *float64 `yaml:"spend_usd_per_hour"`
 	} `yaml:"alerts"`
 	Analytics map[string]catalog.QueryTypeYAML `yaml:"analytics"`
+	// AnalyticsSources is the allowlist of the catalog's data sources (sources.go).
+	AnalyticsSources analyticsSourcesYAML `yaml:"analytics_sources"`
 }
 
 type limitsYAML struct {
@@ -115,6 +117,7 @@ func applyYAML(c *Config, path string, p *problems, takeRequests bool) error {
 		}
 		c.Catalog = cat
 	}
+	c.AnalyticsSources.Allow, c.AnalyticsSources.CAFile = f.AnalyticsSources.Allow, f.AnalyticsSources.CAFile
 	return nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/keyward/keyward/pkg/anthropic"
-	"github.com/keyward/keyward/services/gateway/internal/catalog"
 	"github.com/keyward/keyward/services/gateway/internal/httperr"
 	"github.com/keyward/keyward/services/gateway/internal/reqctx"
 )
@@ -28,13 +27,6 @@ type queryBody struct {
 	Question *string         `json:"question"`
 	Context  json.RawMessage `json:"context"`
 	Stream   *bool           `json:"stream"`
-}
-
-type analyticsBody struct {
-	QueryType  *string        `json:"query_type"`
-	Parameters map[string]any `json:"parameters"`
-	Data       any            `json:"data"`
-	Stream     *bool          `json:"stream"`
 }
 
 // Query is POST /api/query: a question about the caller's context data.
@@ -71,64 +63,6 @@ func (h *Handlers) Query() gin.HandlerFunc {
 		content := "<context>\n" + ctxBlock + "\n</context>\n\nQuestion: " + question
 		return h.ask(c, st, content, q.Stream != nil && *q.Stream, nil)
 	})
-}
-
-// AnalyticsQuery is POST /api/analytics-query: a whitelisted query type with
-// typed parameters and typed data; the prompt comes from the catalog, not the
-// caller, and the data block is written by the gateway from checked values.
-func (h *Handlers) AnalyticsQuery() gin.HandlerFunc {
-	return h.handle(func(c *gin.Context) error {
-		st := reqctx.Get(c)
-		var q analyticsBody
-		if err := decodeStrict(st.Body, &q); err != nil {
-			return err
-		}
-		if q.QueryType == nil {
-			return httperr.MissingFields("query_type")
-		}
-		qt, ok := h.Cfg.Catalog[*q.QueryType] // exact lookup only
-		if !ok {
-			e := httperr.Invalid(fmt.Sprintf("unknown query_type %q; allowed: %s", truncate(*q.QueryType, 64), strings.Join(h.Cfg.Catalog.Names(), ", ")), "query_type")
-			e.Short = "Invalid query type"
-			return e
-		}
-		prompt, err := qt.RenderWithData(q.Parameters, q.Data)
-		if err != nil {
-			var pe *catalog.ParamError
-			if errors.As(err, &pe) {
-				e := httperr.Invalid(pe.Message, pe.Fields...)
-				e.Short = "Invalid parameters"
-				if pe.Data {
-					e.Short = "Invalid data"
-				}
-				return e
-			}
-			return err
-		}
-		stream := q.Stream != nil && *q.Stream
-		if qt.CacheTTL > 0 && h.Cache != nil {
-			return h.askCached(c, st, qt, prompt, stream)
-		}
-		return h.ask(c, st, prompt, stream, gin.H{"query_type": qt.Name})
-	})
-}
-
-// AnalyticsQueryTypes is GET /api/analytics-query-types: the catalog, so
-// clients can render a form per query type. It never reaches the upstream.
-func (h *Handlers) AnalyticsQueryTypes() gin.HandlerFunc {
-	out := map[string]any{}
-	for name, qt := range h.Cfg.Catalog {
-		entry := gin.H{"description": qt.Description, "parameters": qt.Parameters}
-		if len(qt.Data) > 0 {
-			entry["data"] = qt.Data
-		}
-		if qt.CacheTTL > 0 {
-			entry["cache_ttl_seconds"] = int64(qt.CacheTTL.Seconds())
-		}
-		out[name] = entry
-	}
-	body, _ := json.Marshal(gin.H{"query_types": out})
-	return func(c *gin.Context) { c.Data(http.StatusOK, "application/json", body) }
 }
 
 // askRequest is the upstream body ask sends. A struct rather than a map

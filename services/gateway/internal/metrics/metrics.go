@@ -34,6 +34,8 @@ type Metrics struct {
 	BuildInfo         *prometheus.GaugeVec
 	// CacheRequests counts cacheable catalog queries by result (hit, miss, hit_refused).
 	CacheRequests *prometheus.CounterVec
+	// SourceRequests counts calls to the catalog's server-side data sources by result.
+	SourceRequests *prometheus.CounterVec
 	// SettlementsEstimated counts calls settled at a conservative bound, by the phase they ended in.
 	SettlementsEstimated *prometheus.CounterVec
 	ModelRequests        *prometheus.CounterVec
@@ -106,6 +108,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.SettlementsEstimated)
 	m.CacheRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_cache_requests_total", Help: "Cacheable analytics queries by result: hit (served from the shared answer cache, no upstream call), miss, hit_refused (a hit over the caller's request rate)."}, []string{"result"})
 	reg.MustRegister(m.CacheRequests)
+	m.SourceRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_analytics_source_requests_total", Help: "Calls to analytics data sources by result: ok, or why the data was refused (unreachable, redirect, timeout, bad_status, bad_content_type, too_large, bad_json, schema_mismatch)."}, []string{"result"})
+	reg.MustRegister(m.SourceRequests)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	// Both labels come from the configuration (allowed ids and aliases),
 	// counted only after the allowlist check passed, so their values are bounded.

@@ -30,4 +30,10 @@ func TestDocumentIsValidOpenAPI31(t *testing.T) {
 	for _, f := range []string{"error", "message", "fields", "retry_after", "request_id"} {
 		require.Contains(t, errSchema.Properties, f, "the seed's error shape has %s", f)
 	}
+	aq := doc.Paths.Value("/api/analytics-query").Post.Responses
+	require.Contains(t, *aq.Status(502).Value.Description, "Data source error", "the data source's failures are documented")
+	require.Contains(t, *aq.Status(504).Value.Description, "Data source timeout")
+	require.Contains(t, aq.Status(200).Value.Headers, "X-Keyward-Data-Source")
+	entry := doc.Components.Schemas["Catalog"].Value.Properties["query_types"].Value.AdditionalProperties.Schema.Value
+	require.Contains(t, entry.Properties, "data_source")
 }
