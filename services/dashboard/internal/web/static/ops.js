@@ -24,7 +24,7 @@ function daysBetween(from, to) {
   return out;
 }
 
-const usd = (v) => "$" + (v >= 100 ? v.toFixed(2) : v >= 1 ? v.toFixed(3) : v.toFixed(4));
+const usd = (v) => "$" + (v >= 1 ? v.toFixed(2) : v.toFixed(4));
 const int = (v) => new Intl.NumberFormat("en-US").format(v);
 
 class HTTPError extends Error {
@@ -225,13 +225,15 @@ async function showIdentity(id) {
   try {
     const s = await call("/ops/api/identities/" + id.split("/").map(encodeURIComponent).join("/"));
     const l = s.limits;
+    // Today's spend from the ledger; the limiter counts spend only against a budget.
+    const today = (s.today || []).reduce((sum, r) => sum + r.cost_micro_usd, 0) / 1e6;
     const rows = [
       ["Tier", `${s.tier || "default"} (from ${s.tier_from})`],
       ["Requests", `${l.requests_remaining} of ${l.requests} left per ${l.window_seconds} s`],
       ["Tokens per minute", l.tokens_per_minute ? `${int(s.tokens_remaining)} of ${int(l.tokens_per_minute)} left` : "no limit"],
       ["Daily budget", l.daily_budget_usd ? usd(l.daily_budget_usd) : "no budget"],
-      ["Spent today", usd(s.budget.spent_usd)],
-      ["Budget left", l.daily_budget_usd ? usd(s.budget.remaining_usd) : "–"],
+      ["Spent today", usd(today)],
+      ["Budget left", l.daily_budget_usd ? `${usd(s.budget.remaining_usd)} (${usd(s.budget.spent_usd)} counted)` : "–"],
       ["Budget resets", new Date(s.budget.reset_at).toISOString().replace(".000Z", "Z")],
       ["Limits kept in", s.backend],
     ];
