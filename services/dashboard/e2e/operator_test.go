@@ -316,6 +316,23 @@ func TestOperatorPageInBrowser(t *testing.T) {
 		require.Contains(t, res["body"], to+",sub:erin,claude-haiku-4-5,")
 	})
 
+	t.Run("one identity, and a range the other way round", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(tab, chromedp.SetValue(chromedp.ID("identity"), "sub:bob"), chromedp.Click(chromedp.ID("apply"))))
+		waitFor(t, tab, "bob's report", `document.querySelectorAll("#top-body tr").length === 1 && document.body.dataset.state === "report"`, 10*time.Second)
+		bob := adminUsage(t, adminURL, adminToken, rangeQ+"&identity=sub:bob&group_by=identity")
+		require.Equal(t, usd(bob.Total.CostUSD), text(t, tab, "total-cost"))
+		require.Contains(t, evalJS[string](t, tab, `document.getElementById("csv").href`), "identity=sub%3Abob")
+
+		require.NoError(t, chromedp.Do(tab, chromedp.SetValue(chromedp.ID("from"), to), chromedp.SetValue(chromedp.ID("to"), from), chromedp.Click(chromedp.ID("apply"))))
+		waitFor(t, tab, "the refusal", `document.body.dataset.state === "error"`, 10*time.Second)
+		require.Equal(t, fmt.Sprintf("to (%s) is before from (%s)", from, to), text(t, tab, "error-text"))
+		// (SetValue refuses an empty value.)
+		evalJS[bool](t, tab, `(document.getElementById("identity").value = "") === ""`)
+		require.NoError(t, chromedp.Do(tab, chromedp.SetValue(chromedp.ID("from"), from), chromedp.SetValue(chromedp.ID("to"), to), chromedp.Click(chromedp.ID("apply"))))
+		waitFor(t, tab, "the whole report again", `document.body.dataset.state === "report"`, 10*time.Second)
+		require.True(t, evalJS[bool](t, tab, `document.getElementById("error").hidden`))
+	})
+
 	t.Run("the admin token never reaches the browser", func(t *testing.T) {
 		require.Equal(t, "", evalJS[string](t, tab, `document.cookie`), "the session cookie is HttpOnly")
 		require.Equal(t, "", evalJS[string](t, tab, `document.getElementById("admin-token").value`))
@@ -350,6 +367,12 @@ func TestOperatorPageInBrowser(t *testing.T) {
 		cookies, err = chromedp.Call(tab, network.GetCookies, network.GetCookiesParams{URLs: []string{dash.URL + "/", dash.URL + "/config.json", dash.URL + "/static/app.js"}})
 		require.NoError(t, err)
 		require.Empty(t, cookies.Cookies)
+	})
+
+	t.Run("a reload keeps the session without the token", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(tab, chromedp.Navigate(dash.URL+"/ops")))
+		waitFor(t, tab, "the report", `document.body.dataset.state === "report"`, 20*time.Second)
+		require.True(t, evalJS[bool](t, tab, `document.getElementById("sign-in").hidden`))
 	})
 
 	t.Run("signing out ends the session", func(t *testing.T) {
