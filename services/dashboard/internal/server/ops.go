@@ -395,6 +395,13 @@ func (o *ops) handleIdentity(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "identity must be 1 to 512 bytes, e.g. sub:alice"})
 		return
 	}
+	// An escaped "../" would otherwise walk out of /admin/identities/ at the gateway.
+	for _, seg := range strings.Split(id, "/") {
+		if seg == "." || seg == ".." {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad_request", "message": "identity must not contain . or .. path segments"})
+			return
+		}
+	}
 	q := url.Values{}
 	if t := r.URL.Query().Get("tier"); t != "" {
 		q.Set("tier", t)

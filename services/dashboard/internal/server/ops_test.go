@@ -436,6 +436,13 @@ func TestOpsIdentityDetailsAreProxied(t *testing.T) {
 		require.Equal(t, want, e.admin.lastRequest().URL.Path)
 		require.Contains(t, body, id)
 	}
+	before := e.admin.calls.Load()
+	for _, bad := range []string{"%2E%2E%2F%2E%2E%2Fadmin%2Frevocations", "sub:a%2F..%2F..%2Fusage", ""} {
+		resp, body := e.do(t, c, http.MethodGet, "/ops/api/identities/"+bad, "", "")
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s", bad, body)
+		require.Equal(t, "bad_request", errorCode(t, body))
+	}
+	require.Equal(t, before, e.admin.calls.Load(), "nothing left /admin/identities/")
 }
 
 // TestOpsTokenNeverReachesTheBrowserOrTheLogs walks every answer a browser
