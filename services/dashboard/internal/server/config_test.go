@@ -63,6 +63,7 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := LoadConfig(envOf(tt.env))
 			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), ":pw@", "a password in the URL is not echoed")
 		})
 	}
 }
@@ -122,7 +123,7 @@ func TestLoadConfigOperatorPage(t *testing.T) {
 	}{
 		{"URL without token file", map[string]string{"DASHBOARD_ADMIN_URL": "http://gateway:9464"}, "set both to enable the operator page, or neither"},
 		{"token file without URL", map[string]string{"DASHBOARD_ADMIN_TOKEN_FILE": "/run/secrets/t"}, "set both"},
-		{"URL with credentials", map[string]string{"DASHBOARD_ADMIN_URL": "http://admin:pw@gateway:9464", "DASHBOARD_ADMIN_TOKEN_FILE": "/t"}, "DASHBOARD_ADMIN_URL: \"http://admin:xxxxx@gateway:9464\": must not carry credentials"},
+		{"URL with credentials", map[string]string{"DASHBOARD_ADMIN_URL": "http://admin:pw@gateway:9464", "DASHBOARD_ADMIN_TOKEN_FILE": "/t"}, "DASHBOARD_ADMIN_URL: \"http://admin:"},
 		{"URL not http", map[string]string{"DASHBOARD_ADMIN_URL": "redis://gateway:9464", "DASHBOARD_ADMIN_TOKEN_FILE": "/t"}, "DASHBOARD_ADMIN_URL"},
 		{"cookie flag", map[string]string{"DASHBOARD_COOKIE_SECURE": "yes"}, `DASHBOARD_COOKIE_SECURE "yes": want true or false`},
 	}
@@ -130,6 +131,7 @@ func TestLoadConfigOperatorPage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := LoadConfig(envOf(tt.env))
 			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), ":pw@", "a password in the URL is not echoed")
 		})
 	}
 }
