@@ -5,7 +5,9 @@
 //
 // The page calls the gateway at DASHBOARD_GATEWAY_URL from the browser.
 // With DASHBOARD_JWT_SECRET set, the page gets short-lived tokens from this
-// server. The dashboard never reads ANTHROPIC_API_KEY.
+// server. With DASHBOARD_ADMIN_URL and DASHBOARD_ADMIN_TOKEN_FILE set, it
+// serves the operator page (/ops) over the gateway's admin API. The
+// dashboard never reads ANTHROPIC_API_KEY.
 package main
 
 import (
@@ -54,6 +56,13 @@ func run(logger *slog.Logger) error {
 	if cfg.JWTSecret != nil {
 		opts.Mint = server.HS256Minter(cfg, time.Now)
 	}
+	if cfg.AdminURL != "" {
+		tf, err := server.NewTokenFile(cfg.AdminTokenFile)
+		if err != nil {
+			return fmt.Errorf("DASHBOARD_ADMIN_TOKEN_FILE: %w", err)
+		}
+		opts.Ops = &server.OpsOptions{AdminURL: cfg.AdminURL, Token: tf.Token, SecureCookies: cfg.SecureCookies}
+	}
 	srv, err := server.New(opts)
 	if err != nil {
 		return err
@@ -71,7 +80,8 @@ func run(logger *slog.Logger) error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
-	logger.Info("dashboard listening", "addr", cfg.Addr, "gateway_url", cfg.GatewayURL, "tokens", cfg.JWTSecret != nil, "version", version)
+	logger.Info("dashboard listening", "addr", cfg.Addr, "gateway_url", cfg.GatewayURL, "tokens", cfg.JWTSecret != nil,
+		"operator_page", cfg.AdminURL != "", "version", version)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving on %s: %w", cfg.Addr, err)

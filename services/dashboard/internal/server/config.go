@@ -34,6 +34,17 @@ type Config struct {
 	// KEYWARD_JWT_AUDIENCE.
 	JWTIssuer   string
 	JWTAudience string
+	// AdminURL (DASHBOARD_ADMIN_URL) is the gateway's admin listener
+	// (KEYWARD_METRICS_ADDR) as this server reaches it, and AdminTokenFile
+	// (DASHBOARD_ADMIN_TOKEN_FILE) the file holding the gateway's admin
+	// token. Together they switch the operator page (/ops) on; the token is
+	// used only by this server and never sent to a browser.
+	AdminURL       string
+	AdminTokenFile string
+	// SecureCookies (DASHBOARD_COOKIE_SECURE=true) marks the operator
+	// session cookie Secure even on plain HTTP, for a dashboard behind a
+	// TLS-terminating proxy. Over TLS it is Secure anyway.
+	SecureCookies bool
 }
 
 // LoadConfig reads the environment through getenv and reports every problem
@@ -45,6 +56,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		JWTSecret:   []byte(getenv("DASHBOARD_JWT_SECRET")),
 		JWTIssuer:   strings.TrimSpace(getenv("DASHBOARD_JWT_ISSUER")),
 		JWTAudience: strings.TrimSpace(getenv("DASHBOARD_JWT_AUDIENCE")),
+
+		AdminURL:       strings.TrimSpace(getenv("DASHBOARD_ADMIN_URL")),
+		AdminTokenFile: strings.TrimSpace(getenv("DASHBOARD_ADMIN_TOKEN_FILE")),
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -69,6 +83,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if cfg.JWTSecret == nil && (cfg.JWTIssuer != "" || cfg.JWTAudience != "") {
 		errs = append(errs, errors.New("DASHBOARD_JWT_ISSUER/DASHBOARD_JWT_AUDIENCE: set only together with DASHBOARD_JWT_SECRET"))
+	}
+	if (cfg.AdminURL == "") != (cfg.AdminTokenFile == "") {
+		errs = append(errs, errors.New("DASHBOARD_ADMIN_URL/DASHBOARD_ADMIN_TOKEN_FILE: set both to enable the operator page, or neither"))
+	}
+	if cfg.AdminURL != "" {
+		if _, err := gatewayOrigin(cfg.AdminURL); err != nil {
+			errs = append(errs, fmt.Errorf("DASHBOARD_ADMIN_URL: %w", err))
+		}
+	}
+	switch v := strings.TrimSpace(getenv("DASHBOARD_COOKIE_SECURE")); v {
+	case "", "false":
+	case "true":
+		cfg.SecureCookies = true
+	default:
+		errs = append(errs, fmt.Errorf("DASHBOARD_COOKIE_SECURE %q: want true or false", v))
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid dashboard configuration: %w", errors.Join(errs...))

@@ -63,6 +63,7 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := LoadConfig(envOf(tt.env))
 			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), ":pw@", "a password in the URL is not echoed")
 		})
 	}
 }
@@ -102,4 +103,35 @@ func TestHealthURL(t *testing.T) {
 	}
 	_, err := HealthURL("8501")
 	require.Error(t, err)
+}
+
+func TestLoadConfigOperatorPage(t *testing.T) {
+	cfg, err := LoadConfig(envOf(map[string]string{
+		"DASHBOARD_ADMIN_URL":        "http://gateway:9464",
+		"DASHBOARD_ADMIN_TOKEN_FILE": "/run/secrets/admin_token",
+		"DASHBOARD_COOKIE_SECURE":    "true",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "http://gateway:9464", cfg.AdminURL)
+	require.Equal(t, "/run/secrets/admin_token", cfg.AdminTokenFile)
+	require.True(t, cfg.SecureCookies)
+
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"URL without token file", map[string]string{"DASHBOARD_ADMIN_URL": "http://gateway:9464"}, "set both to enable the operator page, or neither"},
+		{"token file without URL", map[string]string{"DASHBOARD_ADMIN_TOKEN_FILE": "/run/secrets/t"}, "set both"},
+		{"URL with credentials", map[string]string{"DASHBOARD_ADMIN_URL": "http://admin:pw@gateway:9464", "DASHBOARD_ADMIN_TOKEN_FILE": "/t"}, "DASHBOARD_ADMIN_URL: \"http://admin:"},
+		{"URL not http", map[string]string{"DASHBOARD_ADMIN_URL": "redis://gateway:9464", "DASHBOARD_ADMIN_TOKEN_FILE": "/t"}, "DASHBOARD_ADMIN_URL"},
+		{"cookie flag", map[string]string{"DASHBOARD_COOKIE_SECURE": "yes"}, `DASHBOARD_COOKIE_SECURE "yes": want true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(envOf(tt.env))
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), ":pw@", "a password in the URL is not echoed")
+		})
+	}
 }

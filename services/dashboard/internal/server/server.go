@@ -36,14 +36,18 @@ type Options struct {
 	// Version is reported on /health and config.json.
 	Version string
 	Logger  *slog.Logger
-	// Now is the clock for token expiry reporting (default time.Now).
+	// Now is the clock for token expiry and operator sessions (default time.Now).
 	Now func() time.Time
+	// Ops, when set, serves the operator page at /ops; without it /ops
+	// answers 404 saying how to switch it on.
+	Ops *OpsOptions
 }
 
 // Server serves the dashboard.
 type Server struct {
 	gatewayURL string
 	csp        string
+	opsCSP     string
 	mint       Minter
 	ttl        time.Duration
 	version    string
@@ -87,17 +91,9 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("reading embedded index.html: %w", err)
 	}
 	// connect-src names exactly the gateway: the page can reach nothing
-	// else, so even injected script could not send data elsewhere.
-	s.csp = strings.Join([]string{
-		"default-src 'none'",
-		"script-src 'self'",
-		"style-src 'self'",
-		"img-src 'self'",
-		"connect-src 'self' " + origin,
-		"base-uri 'none'",
-		"form-action 'none'",
-		"frame-ancestors 'none'",
-	}, "; ")
+	// else, so even injected script could not send data elsewhere. The
+	// operator page talks to this server only.
+	s.csp, s.opsCSP = pageCSP("'self' "+origin), pageCSP("'self'")
 
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.handleIndex)
@@ -106,16 +102,49 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /config.json", s.handleConfig)
 	s.mux.HandleFunc("POST /token", s.handleToken)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
+	if opts.Ops != nil {
+		page, err := fs.ReadFile(s.static, "ops.html")
+		if err != nil {
+			return nil, fmt.Errorf("reading embedded ops.html: %w", err)
+		}
+		o, err := newOps(s, *opts.Ops, page)
+		if err != nil {
+			return nil, err
+		}
+		o.routes(s.mux)
+	} else {
+		s.mux.HandleFunc("/ops", opsDisabled)
+		s.mux.HandleFunc("/ops/", opsDisabled)
+	}
 	// No catch-all: the mux then answers 404 for unknown paths and 405
 	// (with Allow) for a known path with the wrong method.
 	return s, nil
+}
+
+func pageCSP(connect string) string {
+	return strings.Join([]string{
+		"default-src 'none'",
+		"script-src 'self'",
+		"style-src 'self'",
+		"img-src 'self'",
+		"connect-src " + connect,
+		"base-uri 'none'",
+		"form-action 'none'",
+		"frame-ancestors 'none'",
+	}, "; ")
 }
 
 // Handler returns the dashboard's HTTP handler.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", s.csp)
+		if isOpsPath(r.URL.Path) {
+			h.Set("Content-Security-Policy", s.opsCSP)
+			// Usage figures are for the operator's eyes only: no cache keeps them.
+			h.Set("Cache-Control", "no-store")
+		} else {
+			h.Set("Content-Security-Policy", s.csp)
+		}
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
@@ -150,7 +179,7 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
-	if name == "index.html" || strings.Contains(name, "..") {
+	if name == "index.html" || name == "ops.html" || strings.Contains(name, "..") {
 		http.NotFound(w, r)
 		return
 	}

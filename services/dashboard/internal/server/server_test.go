@@ -83,21 +83,24 @@ func TestPageIsServedWithStrictCSP(t *testing.T) {
 // The CSP forbids inline script and style, so the page must not rely on
 // any: an inline handler would silently do nothing in the browser.
 func TestPageHasNoInlineScriptOrStyle(t *testing.T) {
-	html, err := fs.ReadFile(web.FS(), "index.html")
-	require.NoError(t, err)
-	for _, m := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(string(html), -1) {
-		require.Contains(t, m, `src="/static/`, "inline script: %s", m)
+	for _, page := range []string{"index.html", "ops.html"} {
+		html, err := fs.ReadFile(web.FS(), page)
+		require.NoError(t, err)
+		for _, m := range regexp.MustCompile(`(?is)<script\b[^>]*>`).FindAllString(string(html), -1) {
+			require.Contains(t, m, `src="/static/`, "%s: inline script: %s", page, m)
+		}
+		require.NotRegexp(t, `(?is)<script\b[^>]*>\s*[^<\s]`, string(html), "%s: script element with a body", page)
+		require.NotRegexp(t, `(?i)\son[a-z]+\s*=`, string(html), "%s: inline event handler", page)
+		require.NotRegexp(t, `(?i)\sstyle\s*=`, string(html), "%s: inline style attribute", page)
+		require.NotRegexp(t, `(?i)<style\b`, string(html), "%s: style element", page)
+		require.NotRegexp(t, `(?i)javascript:`, string(html), page)
 	}
-	require.NotRegexp(t, `(?is)<script\b[^>]*>\s*[^<\s]`, string(html), "script element with a body")
-	require.NotRegexp(t, `(?i)\son[a-z]+\s*=`, string(html), "inline event handler")
-	require.NotRegexp(t, `(?i)\sstyle\s*=`, string(html), "inline style attribute")
-	require.NotRegexp(t, `(?i)<style\b`, string(html), "style element")
-	require.NotRegexp(t, `(?i)javascript:`, string(html))
-
-	js, err := fs.ReadFile(web.FS(), "app.js")
-	require.NoError(t, err)
-	require.NotRegexp(t, `\beval\(|new Function\(|\.innerHTML\s*=|insertAdjacentHTML|document\.write`, string(js),
-		"the page must build DOM from text, never from HTML strings: answers are untrusted")
+	for _, script := range []string{"app.js", "ops.js"} {
+		js, err := fs.ReadFile(web.FS(), script)
+		require.NoError(t, err)
+		require.NotRegexp(t, `\beval\(|new Function\(|\.innerHTML\s*=|insertAdjacentHTML|document\.write`, string(js),
+			"%s must build DOM from text, never from HTML strings: answers and identities are untrusted", script)
+	}
 }
 
 func TestEmbeddedFilesCarryNoKeyMaterial(t *testing.T) {

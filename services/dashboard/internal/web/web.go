@@ -12,7 +12,8 @@ import (
 //go:embed static
 var files embed.FS
 
-// FS returns the page's files: index.html, app.js, app.css, favicon.svg and
+// FS returns the pages' files: index.html, app.js, app.css, favicon.svg,
+// the operator page (ops.html, ops.js, ops.css) and
 // the vendored chart.js (chart.umd.min.js, copied by web/vendor.sh).
 func FS() fs.FS {
 	sub, err := fs.Sub(files, "static")
