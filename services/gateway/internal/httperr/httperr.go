@@ -312,7 +312,7 @@ func Write(c *gin.Context, log *slog.Logger, err error) {
 	st.Outcome = e.Outcome
 	switch {
 	case e.Status == http.StatusBadGateway:
-		log.Error("upstream rejected the server key or answered unexpectedly", "request_id", st.RequestID, "upstream_request_id", upstreamID(err), "error", e.Error())
+		log.Error("bad gateway: "+e.Short, "request_id", st.RequestID, "upstream_request_id", upstreamID(err), "error", e.Error())
 	case e.Status == http.StatusInternalServerError:
 		log.Error("request failed", "request_id", st.RequestID, "error", e.Error())
 	}

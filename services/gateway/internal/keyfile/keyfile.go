@@ -19,6 +19,7 @@ type Source struct {
 	log      *slog.Logger
 	key      atomic.Pointer[string]
 	stamp    fileStamp
+	what     string // what the file holds, for the log
 }
 
 type fileStamp struct {
@@ -38,7 +39,13 @@ func Static(key string) *Source {
 // FromFile reads path now (a missing file is not fatal: the key is simply not
 // loaded yet) and, once Watch runs, again whenever the file changes.
 func FromFile(path string, interval time.Duration, log *slog.Logger) *Source {
-	s := &Source{path: path, interval: interval, log: log}
+	return FromFileAs("api key", path, interval, log)
+}
+
+// FromFileAs is FromFile for a secret other than the API key; what names it
+// in the log lines ("admin token").
+func FromFileAs(what, path string, interval time.Duration, log *slog.Logger) *Source {
+	s := &Source{what: what, path: path, interval: interval, log: log}
 	empty := ""
 	s.key.Store(&empty)
 	s.reload()
@@ -73,7 +80,7 @@ func (s *Source) reload() {
 	fi, err := os.Stat(s.path)
 	if err != nil {
 		if s.Loaded() {
-			s.log.Warn("api key file unreadable; keeping the last key", "path", s.path, "error", err.Error())
+			s.log.Warn(s.what+" file unreadable; keeping the last one", "path", s.path, "error", err.Error())
 		}
 		return
 	}
@@ -83,18 +90,18 @@ func (s *Source) reload() {
 	}
 	b, err := os.ReadFile(s.path)
 	if err != nil {
-		s.log.Warn("reading api key file failed; keeping the last key", "path", s.path, "error", err.Error())
+		s.log.Warn("reading "+s.what+" file failed; keeping the last one", "path", s.path, "error", err.Error())
 		return
 	}
 	k := string(bytes.TrimSpace(b))
 	if k == "" {
-		s.log.Warn("api key file is empty; keeping the last key", "path", s.path)
+		s.log.Warn(s.what+" file is empty; keeping the last one", "path", s.path)
 		return
 	}
 	s.stamp = st
 	if k != s.Key() {
 		s.key.Store(&k)
 		// Never log the key, not even a prefix.
-		s.log.Info("api key loaded from file", "path", s.path)
+		s.log.Info(s.what+" loaded from file", "path", s.path)
 	}
 }

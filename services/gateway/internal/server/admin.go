@@ -49,7 +49,7 @@ func (s *Server) buildAdmin(bg context.Context, now func() time.Time) error {
 	}
 	token := keyfile.Static("")
 	if cfg.Admin.TokenFile != "" {
-		token = keyfile.FromFile(cfg.Admin.TokenFile, 2*time.Second, s.log)
+		token = keyfile.FromFileAs("admin token", cfg.Admin.TokenFile, 2*time.Second, s.log)
 		go token.Watch(bg)
 	}
 	s.admin.handler = &admin.Options{
