@@ -93,6 +93,13 @@ type Decision struct {
 	// amount of waiting helps; RetryAfter is 0 then. Callers should answer
 	// with a 4xx that says so (e.g. "lower max_tokens") rather than a 429.
 	Unsatisfiable bool
+	// BudgetSpentUSD and GlobalSpentUSD are the identity's and everyone's
+	// spend today as the backend counted it at this decision, outstanding
+	// reservations (this one, when admitted) included; 0 when that budget
+	// was not checked or the backend does not report it. The resilient
+	// limiter remembers them for its local fallback.
+	BudgetSpentUSD float64
+	GlobalSpentUSD float64
 }
 
 // Reservation is what Admit put aside for one call.

@@ -213,6 +213,8 @@ type admitResult struct {
 	remaining  int
 	retryAfter time.Duration
 	resetAfter time.Duration
+	spent      int64 // µ$ (see admitScript)
+	gspent     int64
 }
 
 func parseAdmit(v any) (admitResult, error) {
@@ -236,13 +238,18 @@ func parseAdmit(v any) (admitResult, error) {
 	if err != nil {
 		return admitResult{}, fmt.Errorf("parsing reset_after %q: %w", resetStr, err)
 	}
-	return admitResult{
+	res := admitResult{
 		allowed:    allowed == 1,
 		reason:     reason,
 		remaining:  int(remaining),
 		retryAfter: durOrZero(seconds(retry)),
 		resetAfter: durOrZero(seconds(reset)),
-	}, nil
+	}
+	if len(vals) >= 7 {
+		res.spent, _ = vals[5].(int64)
+		res.gspent, _ = vals[6].(int64)
+	}
+	return res, nil
 }
 
 var scriptReasons = map[int64]Reason{1: ReasonRequests, 2: ReasonTokens, 3: ReasonBudget, 4: ReasonGlobalBudget, 5: ReasonConcurrency}
@@ -288,6 +295,12 @@ func (r *Redis) admitScripted(ctx context.Context, p plan, key, day string, t ti
 		return Decision{}, fmt.Errorf("checking limits in redis: %w", err)
 	}
 	d.Remaining, d.ResetAfter = res.remaining, res.resetAfter
+	if p.checkBudget {
+		d.BudgetSpentUSD = float64(res.spent) / 1e6
+	}
+	if p.checkGlobal && !r.split {
+		d.GlobalSpentUSD = float64(res.gspent) / 1e6
+	}
 	if !res.allowed {
 		d.Reason = scriptReasons[res.reason]
 		d.RetryAfter = res.retryAfter

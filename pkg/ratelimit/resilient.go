@@ -99,6 +99,8 @@ type Resilient struct {
 
 	up atomic.Bool
 
+	known knownSpend // the shared spend last seen, for the local fallback
+
 	pendingMu  sync.Mutex
 	pending    []pendingSettle
 	maxPending int
@@ -195,6 +197,11 @@ func (r *Resilient) Admit(ctx context.Context, req Request) (Decision, error) {
 		d, err := r.primary.Admit(cctx, req)
 		cancel()
 		if err == nil {
+			day := d.Reservation.Day
+			if day == "" { // a refusal reserves nothing
+				day = utcDay(r.local.now())
+			}
+			r.known.note(req.Key, day, &d)
 			return d, nil
 		}
 		if ctx.Err() != nil {
@@ -226,7 +233,7 @@ func (r *Resilient) fallbackAdmit(ctx context.Context, req Request) (Decision, e
 			Backend:    BackendClosed,
 		}, fmt.Errorf("admitting request: %w", ErrBackendUnavailable)
 	}
-	req.Policy = r.share(req.Policy)
+	req.Policy = r.share(r.known.deduct(req.Key, utcDay(r.local.now()), req.Policy))
 	d, err := r.local.Admit(ctx, req)
 	if err != nil {
 		return Decision{}, err
@@ -344,7 +351,7 @@ func (r *Resilient) Extend(ctx context.Context, res *Reservation, moreTokens int
 		r.obs.FallbackDecision(string(FailureClosed), false)
 		return false, fmt.Errorf("extending reservation: %w", ErrBackendUnavailable)
 	}
-	p := r.share(res.Policy)
+	p := r.share(r.known.deduct(res.Key, utcDay(r.local.now()), res.Policy))
 	p.Requests, p.MaxConcurrent = Limit{}, 0 // an extension is not a new call
 	d, err := r.local.Admit(ctx, Request{Key: res.Key, Policy: p, Tokens: moreTokens, CostUSD: moreUSD})
 	if err != nil {

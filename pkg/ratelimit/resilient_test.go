@@ -289,6 +289,41 @@ func TestParseFailureMode(t *testing.T) {
 	require.ErrorContains(t, err, "want local, open or closed")
 }
 
+// The local fallback starts from the spend the shared books last showed:
+// a replica that loses Redis with $4.50 of a $5 budget spent hands out the
+// remaining $0.50, not another $5.
+func TestResilientLocalFallbackStartsFromTheSharedSpend(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	proxy := startSlowProxy(t, srv.Addr)
+	r := newTestResilient(t, proxy.Addr, ResilientOptions{ProbeInterval: 100 * time.Millisecond})
+	pol := Policy{DailyBudgetUSD: 5, GlobalDailyUSD: 100}
+	d, err := r.Admit(ctx, Request{Key: "sub:spender", Policy: pol, CostUSD: 4.5})
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+	require.InDelta(t, 4.5, d.BudgetSpentUSD, 1e-9, "the decision reports the shared spend")
+	require.InDelta(t, 4.5, d.GlobalSpentUSD, 1e-9)
+
+	proxy.SetDelay(time.Second) // Redis keeps its data but stops answering in time
+	d, err = r.Admit(ctx, Request{Key: "sub:spender", Policy: pol, CostUSD: 0.4})
+	require.NoError(t, err)
+	require.Equal(t, BackendDegraded, d.Backend)
+	require.True(t, d.Allowed, "$0.40 of the $0.50 left")
+	d, err = r.Admit(ctx, Request{Key: "sub:spender", Policy: pol, CostUSD: 0.2})
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "only $0.10 is left")
+	require.Equal(t, ReasonBudget, d.Reason)
+
+	// An identity the replica never saw spend keeps its whole share, but
+	// the global cap's known spend still counts.
+	d, err = r.Admit(ctx, Request{Key: "sub:other", Policy: Policy{DailyBudgetUSD: 5, GlobalDailyUSD: 4.7}, CostUSD: 0.3})
+	require.NoError(t, err)
+	require.False(t, d.Allowed, "the global cap has $0.20 left as last seen")
+	d, err = r.Admit(ctx, Request{Key: "sub:other", Policy: pol, CostUSD: 4})
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+}
+
 // A Redis reservation extended while Redis is down follows the failure
 // mode: closed refuses (the answer is stopped), open allows, local charges
 // the replica's share and refuses beyond it; the reservation itself is left
@@ -332,7 +367,7 @@ func TestResilientExtendDuringOutage(t *testing.T) {
 		res := admitted(t, r)
 		proxy.SetDelay(time.Second)
 		before := res
-		for i := range 5 { // this replica's share is $0.50
+		for i := range 4 { // this replica's share of what Redis left: ($1 - $0.20) / 2
 			ok, err := r.Extend(ctx, &res, 0, 0.1)
 			require.NoError(t, err)
 			require.True(t, ok, "extension %d", i+1)

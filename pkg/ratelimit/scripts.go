@@ -76,8 +76,10 @@ end
 // check); identity budget, global budget (µ$, 0 = no check); cost (µ$);
 // budget TTL seconds; concurrent-call cap (0 = no check), call id, lease
 // seconds.
-// Returns {allowed, reason, remaining, retry_after, reset_after}; reason
-// 1 requests, 2 tokens, 3 budget, 4 global budget, 5 concurrent calls.
+// Returns {allowed, reason, remaining, retry_after, reset_after, spent,
+// global spent}; reason 1 requests, 2 tokens, 3 budget, 4 global budget, 5
+// concurrent calls; the spends (µ$, reservations included, this one when
+// admitted) are 0 for a budget not checked.
 var admitScript = redis.NewScript(gcraLua + `
 local req_burst = tonumber(ARGV[1])
 local req_rate = tonumber(ARGV[2])
@@ -132,7 +134,7 @@ if reason ~= 0 then
     local _
     _, rem, _, reset = gcra(KEYS[1], req_burst, req_rate, req_period, 0)
   end
-  return {0, reason, rem, tostring(retry_after), tostring(reset)}
+  return {0, reason, rem, tostring(retry_after), tostring(reset), spent, gspent}
 end
 
 if req_rate > 0 then
@@ -142,18 +144,18 @@ if tpm > 0 and tok_cost > 0 then
   store_tat(KEYS[2], tok_tat)
 end
 if budget > 0 then
-  redis.call("INCRBY", KEYS[3], cost)
+  spent = redis.call("INCRBY", KEYS[3], cost)
   redis.call("EXPIRE", KEYS[3], ttl)
 end
 if global > 0 then
-  redis.call("INCRBY", KEYS[5], cost)
+  gspent = redis.call("INCRBY", KEYS[5], cost)
   redis.call("EXPIRE", KEYS[5], ttl)
 end
 if conc > 0 then
   redis.call("ZADD", KEYS[4], now + lease, call_id)
   redis.call("EXPIRE", KEYS[4], math.ceil(lease) + 1)
 end
-return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0)}
+return {1, 0, req_rem or 0, "-1", tostring(req_reset or 0), spent, gspent}
 `)
 
 // reserveScript reserves cost against one micro-dollar counter if it fits.

@@ -312,7 +312,7 @@ limits:
 `)
 	// closed: a Redis call slower than 100 ms on a starved CPU would
 	// otherwise put a replica on its local share of the budget, which
-	// knows nothing of the shared spend (README "What local means for
+	// cannot see the other replicas' spend (README "What local means for
 	// money"); this test is about the shared books.
 	gws := testenv.StartReplicas(t, 3, mock.URL, rds.URL(), "KEYWARD_CONFIG="+cfg, "KEYWARD_RATE_LIMIT=", "KEYWARD_REDIS_FAILURE_MODE=closed")
 	kinds := []string{
