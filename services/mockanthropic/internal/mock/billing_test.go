@@ -295,3 +295,25 @@ func TestThinkingBlocks(t *testing.T) {
 		require.Contains(t, e.Error.Message, "need thinking")
 	})
 }
+
+// A client that has read a whole reply finds its bill in /_mock/billing and
+// /_mock/requests at once: the bill is booked before the reply's last bytes,
+// not when the handler returns after them.
+func TestBillBookedBeforeTheReplyEnds(t *testing.T) {
+	s, url := newTestServer(t, Options{})
+	for i := 1; i <= 50; i++ {
+		stream := i%2 == 0
+		extra := []string{}
+		if stream {
+			extra = append(extra, `"stream":true`)
+		}
+		resp, err := http.DefaultClient.Do(apiRequest(t, "POST", url+"/v1/messages", body("hi [[mock:output_tokens=30]]", extra...)))
+		require.NoError(t, err)
+		_, err = io.Copy(io.Discard, resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, int64(i), billingOf(t, s).Total.Calls, "call %d (stream %t)", i, stream)
+		b := lastBilled(t, s)
+		require.Equal(t, int64(30), b.OutputTokens, "call %d (stream %t)", i, stream)
+	}
+}

@@ -78,6 +78,16 @@ func (rc *recorder) finish(e *RecordedRequest, status int, outcome string, bille
 	rc.mu.Unlock()
 }
 
+// book sets a complete reply's status and bill ahead of finish (see Server.book).
+func (rc *recorder) book(e *RecordedRequest, status int, billed *Billed) {
+	if e == nil {
+		return
+	}
+	rc.mu.Lock()
+	e.Status, e.Billed = status, *billed
+	rc.mu.Unlock()
+}
+
 // snapshot returns copies of the recorded requests, oldest first, optionally only those for
 // one path and only the last limit of them.
 func (rc *recorder) snapshot(path string, limit int) []RecordedRequest {

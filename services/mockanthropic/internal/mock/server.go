@@ -354,12 +354,14 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// book puts the call's bill into the billing book before the last bytes of a complete
-// reply are sent, so a client that has read the whole reply and then asks /_mock/billing
-// sees it; finish books whatever an ended call left unbooked.
+// book puts the call's bill into the billing book and its request record before the last
+// bytes of a complete reply are sent, so a client that has read the whole reply and then
+// asks /_mock/billing or /_mock/requests sees it; finish books whatever an ended call left
+// unbooked.
 func (s *Server) book(c *call) {
 	billed := c.billedJSON()
 	s.billing.record(c, &billed)
+	s.rec.book(c.entry, http.StatusOK, &billed)
 	c.booked = true
 }
 
