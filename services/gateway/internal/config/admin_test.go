@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -24,4 +25,22 @@ func TestAdminSettings(t *testing.T) {
 	_, err = Load(MapEnv(env), "v1")
 	require.ErrorContains(t, err, "KEYWARD_LEDGER_RETENTION_DAYS")
 	require.ErrorContains(t, err, `KEYWARD_LEDGER "maybe": want on or off`)
+}
+
+func TestRedisTimeout(t *testing.T) {
+	c, err := Load(MapEnv(baseEnv()), "v1")
+	require.NoError(t, err)
+	require.Equal(t, 100*time.Millisecond, c.RedisTimeout)
+
+	env := baseEnv()
+	env["KEYWARD_REDIS_TIMEOUT"] = "250ms"
+	c, err = Load(MapEnv(env), "v1")
+	require.NoError(t, err)
+	require.Equal(t, 250*time.Millisecond, c.RedisTimeout)
+
+	for _, bad := range []string{"1ms", "11s", "soon"} {
+		env["KEYWARD_REDIS_TIMEOUT"] = bad
+		_, err = Load(MapEnv(env), "v1")
+		require.ErrorContains(t, err, "KEYWARD_REDIS_TIMEOUT", bad)
+	}
 }

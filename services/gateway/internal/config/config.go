@@ -58,6 +58,7 @@ type Config struct {
 	ClusterAddrs      []string
 	FailureMode       string
 	LocalShare        int
+	RedisTimeout      time.Duration // per limiter call (KEYWARD_REDIS_TIMEOUT); slower counts as an outage
 
 	CORSOrigins    []string
 	TrustedProxies []netip.Prefix
@@ -204,6 +205,10 @@ func Load(env Getenv, version string) (*Config, error) {
 	}
 
 	c.LocalShare = intVar(&p, get, "KEYWARD_REDIS_LOCAL_SHARE", 1, 1)
+	c.RedisTimeout = durVar(&p, get, "KEYWARD_REDIS_TIMEOUT", 100*time.Millisecond)
+	if c.RedisTimeout < 10*time.Millisecond || c.RedisTimeout > 10*time.Second {
+		p.addf("KEYWARD_REDIS_TIMEOUT %s: want between 10ms and 10s", c.RedisTimeout)
+	}
 	c.MaxBodyBytes = int64(intVar(&p, get, "KEYWARD_MAX_BODY_BYTES", 10<<20, 1024))
 	c.MaxAPIBodyBytes = int64(intVar(&p, get, "KEYWARD_MAX_API_BODY_BYTES", 64<<10, 1024))
 	c.MaxRetries = intVar(&p, get, "KEYWARD_UPSTREAM_MAX_RETRIES", 2, 0)

@@ -218,7 +218,7 @@ func (s *Server) buildLimiter() error {
 		return fmt.Errorf("building the Redis limiter: %w", err)
 	}
 	res, err := ratelimit.NewResilient(primary, ratelimit.ResilientOptions{
-		FailureMode: ratelimit.FailureMode(cfg.FailureMode), LocalShareDivisor: cfg.LocalShare, Observer: obs, Logger: s.log,
+		FailureMode: ratelimit.FailureMode(cfg.FailureMode), LocalShareDivisor: cfg.LocalShare, Timeout: cfg.RedisTimeout, Observer: obs, Logger: s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("building the resilient limiter: %w", err)

@@ -231,6 +231,10 @@ func StartGateway(tb testing.TB, upstream string, env ...string) *Gateway {
 			"ANTHROPIC_API_KEY=" + MockKey,
 			"KEYWARD_RATE_LIMIT=1000/60s",
 			"KEYWARD_SHUTDOWN_DELAY=0s", // tests stop many gateways; readiness tests set their own
+			// A race-built gateway on a shared 2-core CI machine can take
+			// longer than the production 100 ms for a Redis call; tests of
+			// the timeout itself set their own.
+			"KEYWARD_REDIS_TIMEOUT=1s",
 		}
 		if strings.HasPrefix(upstream, "https://") {
 			base = append(base, "KEYWARD_UPSTREAM_CA_FILE="+TLSFiles(tb).CA)

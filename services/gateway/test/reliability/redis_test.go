@@ -129,7 +129,7 @@ func TestReliabilitySlowRedisKeepsLatencyBounded(t *testing.T) {
 	rds := redistest.Start(t)
 	proxy := startDelayProxy(t, rds.Addr)
 	mock := testenv.StartMock(t)
-	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL=redis://"+proxy.Addr()+"/0")
+	gw := testenv.StartGateway(t, mock.URL, "KEYWARD_REDIS_URL=redis://"+proxy.Addr()+"/0", "KEYWARD_REDIS_TIMEOUT=100ms")
 	c := newClient(t, 10*time.Second)
 	run := func(n int) *tally {
 		tl := newTally()
