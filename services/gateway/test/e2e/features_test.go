@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keyward/keyward/pkg/anthropic"
 	"github.com/keyward/keyward/pkg/redistest"
 	"github.com/keyward/keyward/services/gateway/internal/testenv"
 )
@@ -128,33 +127,46 @@ features:
 	require.Equal(t, http.StatusOK, code, string(b))
 }
 
-// billedCost prices what the mock says the real API billed for each call,
-// with the gateway's own price table.
+// billedCost prices what the mock says the real API billed for each call
+// by hand, independently of the gateway's price table.
 func billedCost(t *testing.T, mock *testenv.Proc) (usd float64, calls int) {
 	t.Helper()
 	_, _, b := testenv.Do(t, http.MethodGet, mock.URL+"/_mock/requests", nil, "")
 	var rec struct {
 		Requests []struct {
-			Path   string          `json:"path"`
-			Billed json.RawMessage `json:"billed"`
+			Path   string `json:"path"`
+			Billed *struct {
+				InputTokens   int64 `json:"input_tokens"`
+				CacheCreate   int64 `json:"cache_creation_input_tokens"`
+				CacheRead     int64 `json:"cache_read_input_tokens"`
+				OutputTokens  int64 `json:"output_tokens"`
+				ServerToolUse struct {
+					WebSearchRequests int64 `json:"web_search_requests"`
+				} `json:"server_tool_use"`
+				Speed        string            `json:"speed"`
+				InferenceGeo string            `json:"inference_geo"`
+				Iterations   []json.RawMessage `json:"iterations"`
+			} `json:"billed"`
 		} `json:"requests"`
 	}
 	require.NoError(t, json.Unmarshal(b, &rec))
-	prices := anthropic.DefaultPrices()
 	for _, r := range rec.Requests {
-		if r.Path != "/v1/messages" || len(r.Billed) == 0 {
+		if r.Path != "/v1/messages" || r.Billed == nil || r.Billed.InputTokens+r.Billed.OutputTokens == 0 {
 			continue
 		}
-		var u anthropic.Usage
-		var x anthropic.UsageExt
-		require.NoError(t, json.Unmarshal(r.Billed, &u))
-		require.NoError(t, json.Unmarshal(r.Billed, &x))
-		if u.TotalTokens() == 0 {
-			continue
+		u := r.Billed
+		require.Zero(t, u.CacheCreate+u.CacheRead, "these tests use no cache")
+		require.Empty(t, u.Iterations, "these tests run no compaction")
+		require.Equal(t, "standard", u.Speed)
+		require.Empty(t, u.InferenceGeo)
+		// Claude Sonnet 4.5 by hand (docs.anthropic.com pricing, 2026-12):
+		// $3 / $15 per MTok, $6 / $22.50 once the input reaches 200k
+		// tokens; web search $10 per 1,000; web fetch only its tokens.
+		in, out := 3.0, 15.0
+		if u.InputTokens >= 200_000 {
+			in, out = 6, 22.5
 		}
-		bill, ok := prices.Bill("claude-sonnet-4-5", u, x)
-		require.True(t, ok)
-		usd += bill.TotalUSD()
+		usd += (float64(u.InputTokens)*in+float64(u.OutputTokens)*out)/1e6 + float64(u.ServerToolUse.WebSearchRequests)*0.01
 		calls++
 	}
 	return usd, calls
