@@ -19,10 +19,15 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${ANTHROPIC_API_KEY:-}" ] && [ -z "${ANTHROPIC_API_KEY_FILE:-}" ] && ! grep -qs '^ANTHROPIC_API_KEY' .env; then
-  MOCKANTHROPIC_ADDR=$MOCK_ADDR MOCKANTHROPIC_API_KEY=mock-key ./bin/mockanthropic &
+  # The mock speaks HTTPS with HTTP/2, as api.anthropic.com does, with a
+  # certificate it generates at start; the gateway trusts its CA.
+  tls=$(mktemp -d)
+  trap 'cleanup; rm -rf "$tls"' EXIT INT TERM
+  MOCKANTHROPIC_ADDR=$MOCK_ADDR MOCKANTHROPIC_API_KEY=mock-key MOCKANTHROPIC_TLS_GENERATE=$tls ./bin/mockanthropic &
   pids+=($!)
-  export KEYWARD_MOCK_URL="http://$MOCK_ADDR" KEYWARD_MOCK_API_KEY=mock-key
-  upstream="the offline mock at http://$MOCK_ADDR (set ANTHROPIC_API_KEY to use the real Claude API)"
+  for _ in $(seq 1 50); do [ -s "$tls/ca.pem" ] && break; sleep 0.1; done
+  export KEYWARD_MOCK_URL="https://$MOCK_ADDR" KEYWARD_MOCK_API_KEY=mock-key KEYWARD_UPSTREAM_CA_FILE=$tls/ca.pem
+  upstream="the offline mock at https://$MOCK_ADDR (set ANTHROPIC_API_KEY to use the real Claude API)"
 else
   upstream="the real Claude API"
 fi
