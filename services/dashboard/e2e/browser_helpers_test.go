@@ -193,10 +193,10 @@ type mockStats struct {
 	ByPath   map[string]int64 `json:"by_path"`
 }
 
-func getMockStats(t *testing.T, mockURL string) mockStats {
+func getMockStats(t *testing.T, mock *stacktest.Process) mockStats {
 	t.Helper()
 	var s mockStats
-	getJSON(t, mockURL+"/_mock/stats", &s)
+	getJSONWith(t, mock.Client(), mock.URL+"/_mock/stats", &s)
 	return s
 }
 
@@ -209,10 +209,10 @@ type mockRequest struct {
 	Status  int                 `json:"status"`
 }
 
-func getMockRequests(t *testing.T, mockURL string) []mockRequest {
+func getMockRequests(t *testing.T, mock *stacktest.Process) []mockRequest {
 	t.Helper()
 	var raw json.RawMessage
-	getJSON(t, mockURL+"/_mock/requests", &raw)
+	getJSONWith(t, mock.Client(), mock.URL+"/_mock/requests", &raw)
 	var list []mockRequest
 	if json.Unmarshal(raw, &list) == nil {
 		return list

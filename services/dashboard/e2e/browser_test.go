@@ -21,7 +21,12 @@ import (
 
 func getJSON(t *testing.T, url string, out any) {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
+	getJSONWith(t, &http.Client{Timeout: 5 * time.Second}, url, out)
+}
+
+// getJSONWith is getJSON with client (a TLS process's, say).
+func getJSONWith(t *testing.T, client *http.Client, url string, out any) {
+	t.Helper()
 	resp, err := client.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -53,10 +58,11 @@ func newStack(t *testing.T) *stack {
 func (s *stack) gateway(t *testing.T, origins []string, extra map[string]string) *stacktest.Process {
 	t.Helper()
 	env := map[string]string{
-		"KEYWARD_UPSTREAM_URL": s.mock.URL,
-		"ANTHROPIC_API_KEY":    s.mockKey,
-		"KEYWARD_CORS_ORIGINS": strings.Join(origins, ","),
-		"KEYWARD_RATE_LIMIT":   "30/60s",
+		"KEYWARD_UPSTREAM_URL":     s.mock.URL,
+		"KEYWARD_UPSTREAM_CA_FILE": s.mock.CAFile,
+		"ANTHROPIC_API_KEY":        s.mockKey,
+		"KEYWARD_CORS_ORIGINS":     strings.Join(origins, ","),
+		"KEYWARD_RATE_LIMIT":       "30/60s",
 	}
 	for k, v := range extra {
 		env[k] = v
@@ -113,7 +119,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		require.Equal(t, "30", text(t, tab, "quota-limit"))
 		before := text(t, tab, "quota-remaining")
 		require.Equal(t, "30", before)
-		upstreamBefore := getMockStats(t, s.mock.URL).ByPath["/v1/messages"]
+		upstreamBefore := getMockStats(t, s.mock).ByPath["/v1/messages"]
 
 		// The question and the seed's MRR context go out as they are shown.
 		// Short enough to survive the mock's 300-byte quote after the context.
@@ -153,8 +159,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 		// The gateway made exactly two upstream calls, with the server key
 		// it holds, and the analytics prompt carried the chosen period.
-		require.Equal(t, upstreamBefore+2, getMockStats(t, s.mock.URL).ByPath["/v1/messages"])
-		reqs := getMockRequests(t, s.mock.URL)
+		require.Equal(t, upstreamBefore+2, getMockStats(t, s.mock).ByPath["/v1/messages"])
+		reqs := getMockRequests(t, s.mock)
 		require.NotEmpty(t, reqs)
 		last := reqs[len(reqs)-1]
 		require.Contains(t, string(last.Body), "last_90_days")
@@ -182,7 +188,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	t.Run("a page from an origin the gateway does not allow cannot read answers", func(t *testing.T) {
 		rogue := s.dashboard(t, 0, gw.URL, nil) // same page, another port: another origin
-		statsBefore := getMockStats(t, s.mock.URL)
+		statsBefore := getMockStats(t, s.mock)
 		logBefore := len(gw.Logs())
 
 		tab, _ := newTab(t, browser)
@@ -201,7 +207,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 		// The gateway refused every call from that origin before doing any
 		// work: no upstream call, and only 403s in its access log.
-		require.Equal(t, statsBefore.Requests, getMockStats(t, s.mock.URL).Requests)
+		require.Equal(t, statsBefore.Requests, getMockStats(t, s.mock).Requests)
 		// The gateway batches its log lines (flushed at least every 100 ms).
 		refusedCalls := func() int {
 			refused := 0

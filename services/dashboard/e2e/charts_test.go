@@ -50,7 +50,7 @@ func TestChartsInBrowser(t *testing.T) {
 	require.Equal(t, 4.0, evalJS[float64](t, tab, `Object.keys(window.Chart.instances).length`))
 
 	t.Run("asking about the funnel sends its numbers", func(t *testing.T) {
-		before := len(getMockRequests(t, s.mock.URL))
+		before := len(getMockRequests(t, s.mock))
 		answer := clickAndWaitForAnswer(t, tab, "ask-chart-funnel")
 		require.Contains(t, answer, "Mock answer from")
 		for _, n := range []string{"Visitors,48210", "Signups,5320", "Trials,2184", "Paid,612", "Expansion,139"} {
@@ -67,7 +67,7 @@ func TestChartsInBrowser(t *testing.T) {
 		require.Contains(t, sent, `"query_type":"conversion_analysis"`)
 		require.Contains(t, sent, `"data":{"funnel":[{"stage":"Visitors","count":48210}`)
 
-		reqs := getMockRequests(t, s.mock.URL)
+		reqs := getMockRequests(t, s.mock)
 		require.Len(t, reqs, before+1, "one upstream call")
 		var up struct {
 			Messages []struct {
@@ -98,7 +98,7 @@ func TestChartsInBrowser(t *testing.T) {
 	})
 
 	t.Run("the same question from another browser is a cache hit with no upstream call", func(t *testing.T) {
-		before := getMockStats(t, s.mock.URL).ByPath["/v1/messages"]
+		before := getMockStats(t, s.mock).ByPath["/v1/messages"]
 		other := newBrowser(t)
 		otab, _ := newTab(t, other)
 		openDashboard(t, otab, dash.URL)
@@ -107,7 +107,7 @@ func TestChartsInBrowser(t *testing.T) {
 		require.Contains(t, answer, "2026-11,92148.74")
 		require.Equal(t, "hit", evalJS[string](t, otab, `document.getElementById("answer").dataset.cache`))
 		require.Contains(t, text(t, otab, "answer-meta"), "cached answer")
-		require.Equal(t, before, getMockStats(t, s.mock.URL).ByPath["/v1/messages"], "no upstream call for the hit")
+		require.Equal(t, before, getMockStats(t, s.mock).ByPath["/v1/messages"], "no upstream call for the hit")
 	})
 
 	t.Run("the answer's Markdown is rendered as elements, never as markup", func(t *testing.T) {
@@ -123,13 +123,13 @@ func TestChartsInBrowser(t *testing.T) {
 
 	t.Run("a foreign origin asking about a chart gets nothing", func(t *testing.T) {
 		rogue := s.dashboard(t, 0, gw.URL, nil)
-		before := getMockStats(t, s.mock.URL).Requests
+		before := getMockStats(t, s.mock).Requests
 		rtab, _ := newTab(t, browser)
 		openDashboard(t, rtab, rogue.URL)
 		waitFor(t, rtab, "the charts to be drawn", `document.body.dataset.charts === "drawn"`, 10*time.Second)
 		require.NoError(t, chromedp.Do(rtab, chromedp.Click(chromedp.ID("ask-chart-mrr"))))
 		waitFor(t, rtab, "the ask to fail", `document.getElementById("answer").dataset.state === "error"`, 15*time.Second)
 		require.NotContains(t, text(t, rtab, "answer"), "Mock answer")
-		require.Equal(t, before, getMockStats(t, s.mock.URL).Requests, "nothing reached the upstream")
+		require.Equal(t, before, getMockStats(t, s.mock).Requests, "nothing reached the upstream")
 	})
 }

@@ -152,6 +152,7 @@ func TestOperatorPageInBrowser(t *testing.T) {
 
 	gw, adminURL := stacktest.Gateway(t, s.bins[stacktest.GatewayPkg], map[string]string{
 		"KEYWARD_UPSTREAM_URL":     s.mock.URL,
+		"KEYWARD_UPSTREAM_CA_FILE": s.mock.CAFile,
 		"ANTHROPIC_API_KEY":        s.mockKey,
 		"KEYWARD_REDIS_URL":        rds.URL(),
 		"KEYWARD_JWT_SECRET":       operatorJWTSecret,

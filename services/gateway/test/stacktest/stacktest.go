@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/pkg/devtls"
 	"github.com/keyward/keyward/pkg/redistest"
 )
 
@@ -127,6 +128,9 @@ type Process struct {
 	Name string
 	Port int
 	URL  string // http://127.0.0.1:port, or https:// with Spec.TLS
+	// CAFile is the PEM CA a Mock's certificate chains to, for
+	// KEYWARD_UPSTREAM_CA_FILE.
+	CAFile string
 
 	client *http.Client
 
@@ -277,17 +281,34 @@ func (p *Process) Wait(d time.Duration) bool {
 // Logs returns everything the process wrote to stdout and stderr so far.
 func (p *Process) Logs() string { return p.logs.String() }
 
+// Client is an HTTP client for p: it trusts p's certificate when p serves
+// TLS.
+func (p *Process) Client() *http.Client { return p.client }
+
 // Mock starts mockanthropic accepting apiKey.
 func Mock(tb testing.TB, bin, apiKey string) *Process {
 	tb.Helper()
 	port := FreePort(tb)
-	return Start(tb, Spec{
+	ca, err := devtls.NewCA()
+	if err != nil {
+		tb.Fatalf("making the mock's CA: %v", err)
+	}
+	files, err := ca.WriteFiles(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("writing the mock's certificate: %v", err)
+	}
+	p := Start(tb, Spec{
 		Name: "mockanthropic", Bin: bin, Port: port, HealthPath: "/_mock/health",
 		Env: map[string]string{
-			"MOCKANTHROPIC_ADDR":    "127.0.0.1:" + strconv.Itoa(port),
-			"MOCKANTHROPIC_API_KEY": apiKey,
+			"MOCKANTHROPIC_ADDR":     "127.0.0.1:" + strconv.Itoa(port),
+			"MOCKANTHROPIC_API_KEY":  apiKey,
+			"MOCKANTHROPIC_TLS_CERT": files.Cert,
+			"MOCKANTHROPIC_TLS_KEY":  files.Key,
 		},
+		TLS: true, RootCAs: ca.Pool(),
 	})
+	p.CAFile = files.CA
+	return p
 }
 
 // Gateway starts the gateway with env (KEYWARD_UPSTREAM_URL,
