@@ -28,12 +28,15 @@ raw=bench/results-$day.txt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Before the raw file is (re)written: tee truncates it, which would make
+# every run look dirty.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3-), kernel $(uname -r)"
 
 {
   echo "# keyward make bench — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# machine: $machine"
-  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "# commit: $commit"
   echo
   echo "## Go benchmarks: limiter, JWT/HMAC, request validation, SSE usage scanner (benchtime $benchtime)"
 } | tee "$raw"
@@ -78,7 +81,7 @@ benchtable() {
   echo "# keyward performance results"
   echo
   echo "Latest \`make bench\` run (raw output: [$(basename "$raw")]($(basename "$raw"))). Reproduce with"
-  echo "\`make bench\` (about a minute and a half with a warm build cache, 3–4 with a cold one; it builds, starts its own redis-server, mock and gateway on"
+  echo "\`make bench\` (about two minutes with a warm build cache on a quiet machine, 3–4 with a cold one or a busy machine; it builds, starts its own redis-server, mock and gateway on"
   echo "loopback ports and stops them again). Machine: $machine."
   echo
   echo "Peers, as measured in issue 9 on the same kind of 2-core machine (not rebuilt here — no network"
