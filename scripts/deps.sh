@@ -25,6 +25,8 @@ probe() {
     shellcheck) command -v shellcheck ;;
     nodejs) command -v node ;;
     npm) command -v npm ;;
+    # Debian installs nginx in /usr/sbin, which a non-root PATH may lack.
+    nginx) command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } ;;
     *) dpkg -s "$1" >/dev/null 2>&1 && echo "$1" ;;
   esac
 }

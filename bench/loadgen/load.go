@@ -177,40 +177,63 @@ func once(ctx context.Context, client *http.Client, t target, buf *bytes.Buffer)
 	return nb, nil
 }
 
-// openStreams opens n streams at once and holds them open (reading and
-// discarding what arrives) until release is called. It returns when every
-// stream has delivered its first bytes, or with an error after timeout.
+// openingAtOnce bounds the streams being opened at the same moment. 10,000
+// connects in one instant overflow the listener's accept queue (somaxconn,
+// 4096 by default), and the dropped SYNs come back only after the dial
+// timeout; callers arriving a few hundred at a time do not.
+const openingAtOnce = 512
+
+// openStreams opens n streams, at most openingAtOnce of them still opening
+// at a time, and holds them open (reading and discarding what arrives)
+// until release is called. It returns when every stream has delivered its
+// first bytes, or with an error after timeout.
 func openStreams(client *http.Client, t target, n int, timeout time.Duration) (release func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	ready := make(chan error, n)
+	opening := make(chan struct{}, openingAtOnce)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case opening <- struct{}{}:
+			case <-ctx.Done():
+				ready <- ctx.Err()
+				return
+			}
+			opened := false
+			open := func(err error) {
+				if !opened {
+					opened = true
+					<-opening
+					ready <- err
+				}
+			}
+			defer open(errors.New("stream ended before its first event"))
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(t.body))
 			if err != nil {
-				ready <- err
+				open(err)
 				return
 			}
 			req.Header = t.header.Clone()
 			resp, err := client.Do(req)
 			if err != nil {
-				ready <- err
+				open(err)
 				return
 			}
 			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-				ready <- fmt.Errorf("status %d: %s", resp.StatusCode, b)
+				open(fmt.Errorf("status %d: %s", resp.StatusCode, b))
 				return
 			}
 			first := make([]byte, 512)
 			if _, err := resp.Body.Read(first); err != nil {
-				ready <- fmt.Errorf("reading the first event: %w", err)
+				open(fmt.Errorf("reading the first event: %w", err))
 				return
 			}
-			ready <- nil
+			open(nil)
 			_, _ = io.Copy(io.Discard, resp.Body)
 		}()
 	}

@@ -45,6 +45,13 @@ type options struct {
 	gwEnv      string
 	baseline   bool
 	plainHTTP  bool
+	nginx      string
+}
+
+// limits are the gateway's stream and in-flight caps: high enough that the
+// open-streams phase is never refused (its target is 10,000 at once).
+func (o options) limits() (streams, inflight int) {
+	return max(2000, o.open), max(4096, o.open+o.c)
 }
 
 func main() {
@@ -61,12 +68,13 @@ func main() {
 	flag.IntVar(&o.streamN, "stream-n", 5000, "streams per streaming phase")
 	flag.IntVar(&o.budgetN, "budget-n", 4000, "requests in the token+budget limits phase")
 	flag.IntVar(&o.longN, "long-n", 100, "20,000-token streams in the live-enforcement phase")
-	flag.IntVar(&o.open, "open", 1000, "streams held open at once in the memory phase")
+	flag.IntVar(&o.open, "open", 10000, "streams held open at once in the memory phase (issue 15's target is for 10,000)")
 	flag.IntVar(&o.warmup, "warmup", 1000, "warm-up requests before measuring")
 	flag.StringVar(&o.md, "md", "", "also write the summary as Markdown to this file")
 	flag.DurationVar(&o.phaseLimit, "phase-timeout", 90*time.Second, "upper bound on each phase")
 	flag.BoolVar(&o.plainHTTP, "plain-upstream", false, "serve the mock over plain http instead of HTTPS with HTTP/2 (the hop production runs to api.anthropic.com)")
 	flag.BoolVar(&o.baseline, "baseline", true, "also measure a bare httputil.ReverseProxy (no limiter, metrics or log) as the calibration point")
+	flag.StringVar(&o.nginx, "nginx", "nginx", "nginx binary for the nginx calibration rows, looked up in PATH and /usr/sbin (\"\" skips them)")
 	flag.StringVar(&o.gwEnv, "gateway-env", "", "extra environment for the gateways, space-separated NAME=VALUE pairs (e.g. GOGC=200), for A/B runs")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the gateway per gateway phase into this directory (needs a gateway built with -tags pprof)")
 	flag.Parse()
@@ -125,6 +133,17 @@ type gateway struct {
 	metricsURL string
 	pprofURL   string // set with -profile
 	profileDir string
+	// withChildren: the work is done by child processes too (nginx's
+	// workers); CPU, system calls and RSS are summed over all of them.
+	withChildren bool
+}
+
+// pids is the process to measure, and with withChildren its children.
+func (g *gateway) pids() []int {
+	if !g.withChildren {
+		return []int{g.pid()}
+	}
+	return append([]int{g.pid()}, childPIDs(g.pid())...)
 }
 
 // profile starts a CPU profile of the gateway for one phase and returns the
@@ -315,12 +334,13 @@ type step struct {
 // deltas and the gateway's peak RSS.
 func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() result) (phase, error) {
 	p := phase{name: name, conc: conc, via: via}
+	pids := g.pids()
 	trips0 := g.roundTrips()
 	cmdsBefore, err := commandStats(s.rAddr)
 	if err != nil {
 		return p, err
 	}
-	gw0, err := cpuTime(g.pid())
+	gw0, err := cpuTime(pids...)
 	if err != nil {
 		return p, err
 	}
@@ -332,11 +352,11 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 	if err != nil {
 		return p, err
 	}
-	r0, w0, err := ioSyscalls(g.pid())
+	r0, w0, err := ioSyscalls(pids...)
 	if err != nil {
 		return p, err
 	}
-	sampler := sampleRSS(g.pid(), 20*time.Millisecond)
+	sampler := sampleRSS(pids, 20*time.Millisecond)
 	stopProfile := func() {}
 	if via {
 		stopProfile = g.profile(name)
@@ -344,7 +364,7 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 	p.res = fn()
 	stopProfile()
 	p.rssPeakKB = sampler.stop()
-	gw1, err := cpuTime(g.pid())
+	gw1, err := cpuTime(pids...)
 	if err != nil {
 		return p, err
 	}
@@ -361,7 +381,7 @@ func measure(s *stack, g *gateway, name string, conc int, via bool, fn func() re
 		return p, err
 	}
 	p.gwCPU, p.mockCPU, p.redisCPU = gw1-gw0, m1-m0, rc1-rc0
-	r1, w1, err := ioSyscalls(g.pid())
+	r1, w1, err := ioSyscalls(pids...)
 	if err != nil {
 		return p, err
 	}
@@ -396,6 +416,12 @@ func run(o options, out io.Writer) error {
 			return err
 		}
 	}
+	// Every open stream is one socket here and one in the gateway (its
+	// upstream side multiplexes on a few HTTP/2 connections); children
+	// inherit the raised limit.
+	if err := raiseNoFile(uint64(o.open + 4096)); err != nil {
+		return err
+	}
 	s, err := startStack(o)
 	if s != nil {
 		defer s.close()
@@ -403,7 +429,8 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := s.startGateway(o, "gateway", "limits:\n  max_concurrent_streams: 2000\n  max_inflight: 4096\n")
+	streamsCap, inflightCap := o.limits()
+	g, err := s.startGateway(o, "gateway", fmt.Sprintf("limits:\n  max_concurrent_streams: %d\n  max_inflight: %d\n", streamsCap, inflightCap))
 	if err != nil {
 		return err
 	}
@@ -505,6 +532,7 @@ func run(o options, out io.Writer) error {
 	}
 	gm.stop()
 
+	var bareHeld heldStreams
 	if o.baseline {
 		bp, err := s.startBareProxy()
 		if err != nil {
@@ -523,15 +551,57 @@ func run(o options, out io.Writer) error {
 		}, true); err != nil {
 			return err
 		}
+		// The same open streams through the bare proxy: what net/http
+		// itself holds per stream, beside the gateway's figure.
+		if bareHeld, err = holdStreams(o, bp); err != nil {
+			return fmt.Errorf("bare proxy: %w", err)
+		}
 		bp.stop()
+	}
+
+	// nginx as the simplest key-injecting proxy: its callers send no key.
+	nginxBin, nginxNote := findNginx(o.nginx)
+	if nginxBin != "" && o.plainHTTP {
+		nginxBin, nginxNote = "", "nginx rows skipped: its configuration proxies to the TLS mock (-plain-upstream)"
+	}
+	if nginxNote != "" {
+		fmt.Fprintln(os.Stderr, "loadgen:", nginxNote)
+	}
+	if nginxBin != "" {
+		ng, err := s.startNginx(nginxBin)
+		if err != nil {
+			return err
+		}
+		viaNginx := func(stream bool, tokens int) target {
+			return target{url: ng.url + "/v1/messages", header: nginxHeaders(), body: messageBody(stream, tokens, ""), stream: stream}
+		}
+		if err := warm(viaNginx(false, jsonTokens), o.warmup); err != nil {
+			return err
+		}
+		if err := runSteps(ng, []step{
+			{"nginx JSON", o.c, true, viaNginx(false, jsonTokens), o.n},
+			{"nginx JSON c=1", 1, true, viaNginx(false, jsonTokens), o.n1},
+			{"nginx stream", o.c, true, viaNginx(true, streamTokens), o.streamN},
+		}, false); err != nil {
+			return err
+		}
+		ng.stop()
+		// Its warnings (an upstream error, a full buffer) say the rows
+		// measured something else than the plain path.
+		if b, _ := os.ReadFile(filepath.Join(s.dir, "nginx-error.log")); len(b) > 0 {
+			fmt.Fprintf(os.Stderr, "loadgen: nginx-error.log:\n%.2000s\n", b)
+		}
+		nginxNote = nginxVersion(nginxBin)
 	}
 
 	// Many open streams: the mock paces events so each stream stays open,
 	// and the gateway's memory is read while all of them are.
-	openRSS, openActive, err := holdStreams(o, g, s)
+	t0 := time.Now()
+	held, err := holdStreams(o, g)
 	if err != nil {
 		return err
 	}
+	held.took = time.Since(t0)
 
 	rtt, err := pingRTT(s.rAddr, 2000)
 	if err != nil {
@@ -541,8 +611,9 @@ func run(o options, out io.Writer) error {
 	accessLines := countLines(g.log, `"msg":"request"`)
 	rep := report{
 		started: started, load0: load0, load1: loadAvg(), o: o, phases: phases,
-		hwmWarmKB: hwmWarm, hwmLoadKB: hwmLoad, openRSSKB: openRSS, openActive: openActive,
+		hwmWarmKB: hwmWarm, hwmLoadKB: hwmLoad, open: held, bareOpen: bareHeld,
 		okJSON: okJSON, accessLines: accessLines, redisVersion: redisVersion(o.redis), redisRTT: rtt,
+		nginx: nginxNote, nginxRan: nginxBin != "",
 	}
 	rep.write(out)
 	if o.md != "" {
@@ -558,30 +629,48 @@ func run(o options, out io.Writer) error {
 	return nil
 }
 
+// heldStreams is what the open-streams phase measured.
+type heldStreams struct {
+	rssKB  int64         // the gateway's peak VmRSS with all of them open
+	active float64       // keyward_streams_active then
+	opened time.Duration // until every stream had delivered its first event
+	took   time.Duration // the whole phase, closing included
+}
+
 // holdStreams opens o.open streams through the gateway at once, waits until
 // the gateway counts them all as active, and returns its RSS then.
-func holdStreams(o options, g *gateway, s *stack) (rssKB int64, active float64, err error) {
+func holdStreams(o options, g *gateway) (h heldStreams, err error) {
 	client := newClient(o.open)
-	// ~200 events 100 ms apart: each stream stays open ~20 s unless released.
-	t := target{url: g.url + "/v1/messages", header: headers(), body: messageBody(true, 1200, " event_delay_ms=100"), stream: true}
+	// ~225 events, 100 ms apart for 1,000 streams and 1 s apart for 10,000
+	// (about 10,000 events a second in all, which two shared cores carry
+	// while the streams open): each stream stays open 22 s or more unless
+	// released.
+	delay := max(100, o.open/10)
+	t := target{url: g.url + "/v1/messages", header: headers(), body: messageBody(true, 1200, fmt.Sprintf(" event_delay_ms=%d", delay)), stream: true}
+	t0 := time.Now()
 	release, err := openStreams(client, t, o.open, 60*time.Second)
 	if err != nil {
-		return 0, 0, fmt.Errorf("opening %d streams: %w", o.open, err)
+		return h, fmt.Errorf("opening %d streams: %w", o.open, err)
 	}
 	defer release()
+	h.opened = time.Since(t0)
+	// Every stream has delivered its first event; the gateway's own count
+	// (the bare proxy has none) confirms that it holds them all.
+	h.active = float64(o.open)
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		active = metricSum(g.metricsURL, "keyward_streams_active")
-		if int(active) >= o.open {
+	for g.metricsURL != "" && time.Now().Before(deadline) {
+		h.active = metricSum(g.metricsURL, "keyward_streams_active")
+		if int(h.active) >= o.open {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// The peak over two seconds of paced events flowing through every
 	// stream (RSS moves with the GC cycle; the highest reading is reported).
-	sampler := sampleRSS(g.pid(), 100*time.Millisecond)
+	sampler := sampleRSS(g.pids(), 100*time.Millisecond)
 	time.Sleep(2 * time.Second)
-	return sampler.stop(), active, nil
+	h.rssKB = sampler.stop()
+	return h, nil
 }
 
 // metricSum scrapes url and sums the samples of name whose line contains

@@ -4,6 +4,16 @@ package main
 // `GOWORK=off go run .` needs no download.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +86,58 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, .5) != 0 {
 		t.Error("no samples must give 0")
+	}
+}
+
+func TestParseStatPPID(t *testing.T) {
+	if ppid, ok := parseStatPPID([]byte("4243 (nginx: worker) S 4242 4242 4242 0 -1 4194624 1 0 0 0 3 1 0 0 20 0 1 0")); !ok || ppid != 4242 {
+		t.Fatalf("got %d %v, want the master's pid 4242", ppid, ok)
+	}
+	if _, ok := parseStatPPID([]byte("7 (x)")); ok {
+		t.Fatal("a stat line without a ppid must not parse")
+	}
+}
+
+func TestFindNginxSkipsWithANote(t *testing.T) {
+	for _, flagValue := range []string{"", "/nonexistent/nginx", "keyward-no-such-nginx"} {
+		bin, note := findNginx(flagValue)
+		if bin != "" || !strings.Contains(note, "nginx rows skipped") {
+			t.Errorf("findNginx(%q) = %q, %q; want no binary and a note", flagValue, bin, note)
+		}
+	}
+}
+
+// The configuration loadgen writes must be one nginx accepts (nginx -t
+// loads the CA file too); skipped where nginx is not installed.
+func TestNginxConfIsValid(t *testing.T) {
+	bin, note := findNginx("nginx")
+	if bin == "" {
+		t.Skip(note)
+	}
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "loadgen test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConf(dir, 1, "127.0.0.1:2", ca, "k")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-t", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nginx -t rejects the configuration: %v\n%s", err, out)
 	}
 }

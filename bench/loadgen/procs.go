@@ -130,14 +130,23 @@ func waitTCP(p *proc, addr string) error {
 	return fmt.Errorf("%s did not listen on %s", p.name, addr)
 }
 
-// cpuTime is a process's user+system CPU time so far, from /proc/<pid>/stat
-// (fields 14 and 15, in clock ticks). It includes exited threads.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("reading cpu time: %w", err)
+// cpuTime is the user+system CPU time so far of the processes, summed,
+// from /proc/<pid>/stat (fields 14 and 15, in clock ticks). It includes
+// exited threads.
+func cpuTime(pids ...int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, fmt.Errorf("reading cpu time: %w", err)
+		}
+		d, err := parseStatCPU(b, clockTicks)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
 	}
-	return parseStatCPU(b, clockTicks)
+	return sum, nil
 }
 
 // parseStatCPU reads utime+stime from a /proc/<pid>/stat line. The command
@@ -213,13 +222,14 @@ func parseStatusMem(r interface{ Read([]byte) (int, error) }) (rss, hwm int64, e
 	return rss, hwm, sc.Err()
 }
 
-// rssSampler records the largest VmRSS of pid seen while it runs.
+// rssSampler records the largest VmRSS of the processes (summed) seen while
+// it runs.
 type rssSampler struct {
 	cancel context.CancelFunc
 	done   chan int64
 }
 
-func sampleRSS(pid int, every time.Duration) *rssSampler {
+func sampleRSS(pids []int, every time.Duration) *rssSampler {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &rssSampler{cancel: cancel, done: make(chan int64, 1)}
 	go func() {
@@ -227,9 +237,13 @@ func sampleRSS(pid int, every time.Duration) *rssSampler {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if rss, _, err := memKB(pid); err == nil && rss > peak {
-				peak = rss
+			var sum int64
+			for _, pid := range pids {
+				if rss, _, err := memKB(pid); err == nil {
+					sum += rss
+				}
 			}
+			peak = max(peak, sum)
 			select {
 			case <-ctx.Done():
 				s.done <- peak
@@ -247,13 +261,22 @@ func (s *rssSampler) stop() int64 {
 	return <-s.done
 }
 
-// ioSyscalls returns the read and write system calls pid has made so far
-// (syscr and syscw of /proc/<pid>/io; reads and writes on sockets count).
-func ioSyscalls(pid int) (reads, writes int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading /proc io: %w", err)
+// ioSyscalls returns the read and write system calls the processes have
+// made so far, summed (syscr and syscw of /proc/<pid>/io; reads and writes
+// on sockets count).
+func ioSyscalls(pids ...int) (reads, writes int64, err error) {
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			return 0, 0, fmt.Errorf("reading /proc io: %w", err)
+		}
+		r, w := parseIO(b)
+		reads, writes = reads+r, writes+w
 	}
+	return reads, writes, nil
+}
+
+func parseIO(b []byte) (reads, writes int64) {
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
@@ -270,5 +293,24 @@ func ioSyscalls(pid int) (reads, writes int64, err error) {
 			writes = n
 		}
 	}
-	return reads, writes, nil
+	return reads, writes
+}
+
+// raiseNoFile lifts this process's RLIMIT_NOFILE to at least n (the hard
+// limit too, where it is lower and the process may: a container without
+// CAP_SYS_RESOURCE may not, even as root). Once a Go program has set it,
+// its children inherit the new limit.
+func raiseNoFile(n uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("reading RLIMIT_NOFILE: %w", err)
+	}
+	if lim.Cur >= n {
+		return nil
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return fmt.Errorf("raising RLIMIT_NOFILE from %d (hard %d) to %d for -open: %w", lim.Cur, lim.Max, n, err)
+	}
+	return nil
 }
