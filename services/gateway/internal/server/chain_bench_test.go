@@ -36,8 +36,12 @@ func benchGateway(b *testing.B, yaml string) http.Handler {
 		"ANTHROPIC_API_KEY":        testenv.MockKey,
 		"KEYWARD_REDIS_URL":        rds.URL(),
 		"KEYWARD_RATE_LIMIT":       "1000000000/60s",
-		"KEYWARD_ADDR":             "127.0.0.1:0",
-		"KEYWARD_METRICS_ADDR":     "127.0.0.1:1",
+		// One identity runs every parallel caller; the per-identity cap on
+		// concurrent calls (32 by default) would refuse some, as loadgen's
+		// identity would without the same setting.
+		"KEYWARD_MAX_CONCURRENT_CALLS": "100000",
+		"KEYWARD_ADDR":                 "127.0.0.1:0",
+		"KEYWARD_METRICS_ADDR":         "127.0.0.1:1",
 	}
 	if yaml != "" {
 		p := filepath.Join(b.TempDir(), "keyward.yaml")
