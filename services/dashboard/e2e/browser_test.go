@@ -19,12 +19,8 @@ import (
 	"github.com/keyward/keyward/services/gateway/test/stacktest"
 )
 
-func getJSON(t *testing.T, url string, out any) {
-	t.Helper()
-	getJSONWith(t, &http.Client{Timeout: 5 * time.Second}, url, out)
-}
-
-// getJSONWith is getJSON with client (a TLS process's, say).
+// getJSONWith GETs url with client (a TLS process's, say) and decodes its
+// JSON answer into out.
 func getJSONWith(t *testing.T, client *http.Client, url string, out any) {
 	t.Helper()
 	resp, err := client.Get(url)
