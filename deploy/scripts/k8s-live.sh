@@ -32,7 +32,7 @@ RELEASE=kw
 NODE=keyward-live
 BRIDGE=kwlive0
 POD_CIDR=10.244.0.0/24
-NODE_DNS=10.244.0.1 # the bridge's address: CoreDNS listens there, pods reach it directly
+NODE_IP=10.244.0.1 # the pod bridge's address: the node's InternalIP (kubelet), CoreDNS listens there
 SVC_CIDR=10.96.0.0/24
 t0=$SECONDS
 
@@ -74,11 +74,15 @@ ipt_save >"$RUN/iptables.before"
 ip netns list 2>/dev/null | awk '{print $1}' | sort >"$RUN/netns.before"
 sysctl_forward=$(cat /proc/sys/net/ipv4/ip_forward)
 bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || true)
+# Machine-wide directories containerd and the CNI library create (shim sockets, result
+# cache): removed at the end when this stage created them and they are empty again.
+created_dirs=()
+for dir in /run/containerd /var/lib/cni; do [[ -e $dir ]] || created_dirs+=("$dir"); done
 
 ctr_() { ctr --address "$SOCK" -n k8s.io "$@"; }
 k() { "$KUBECTL" --kubeconfig "$RUN/admin.kubeconfig" "$@"; }
 
-stop_pid() { # PID NAME: SIGTERM, up to 20 s, then SIGKILL
+stop_pid() { # PID: SIGTERM, up to 20 s, then SIGKILL
 	local pid=$1 i
 	kill "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 100; i++)); do
@@ -108,13 +112,15 @@ cleanup() {
 		k delete namespace "$NS" --wait=false >/dev/null 2>&1
 		k delete pods -A --all --grace-period=1 --timeout=60s >/dev/null 2>&1
 	fi
-	# Whatever containerd still runs (a kubelet that died early): kill the tasks, so no shim
-	# outlives containerd.
-	if [[ -S $SOCK ]]; then
-		for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
-		for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$t" >/dev/null 2>&1; done
-	fi
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}" "${names[i]}"; done
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		# The kubelet is stopped by now. Whatever containerd still runs (pods of a kubelet
+		# that died early): kill the tasks, so no shim outlives containerd.
+		if [[ ${names[i]} == containerd && -S $SOCK ]]; then
+			for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$t" >/dev/null 2>&1; done
+			for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$t" >/dev/null 2>&1; done
+		fi
+		stop_pid "${pids[i]}"
+	done
 	# kube-proxy's own rules (KUBE-* chains), then anything else added since the stage began
 	# (the kubelet's canary chains, the FORWARD accepts): delete added rules, then chains.
 	if [[ -x $(bin kube-proxy) ]]; then "$(bin kube-proxy)" --cleanup >/dev/null 2>&1; fi
@@ -133,6 +139,7 @@ cleanup() {
 	[[ -n $bridge_nf ]] && echo "$bridge_nf" >/proc/sys/net/bridge/bridge-nf-call-iptables
 	# Secret volumes (tmpfs) and container root filesystems the kubelet and containerd mounted.
 	awk -v r="$RUN/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+	for dir in "${created_dirs[@]}"; do find "$dir" -depth -type d -empty -delete 2>/dev/null; done
 	local left
 	left=$(comm -13 <(sort "$RUN/iptables.before") <(ipt_save | sort) | wc -l)
 	((left == 0)) || echo "k8s-live: warning: $left iptables rule(s) could not be removed" >&2
@@ -245,7 +252,7 @@ echo 1 >/proc/sys/net/ipv4/ip_forward
 [[ -n $bridge_nf ]] && echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
 ip link show "$BRIDGE" >/dev/null 2>&1 && fail "bridge $BRIDGE exists: another cluster of this stage runs"
 ip link add "$BRIDGE" type bridge
-ip addr add "$NODE_DNS/24" dev "$BRIDGE"
+ip addr add "$NODE_IP/24" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 iptables -I FORWARD -i "$BRIDGE" -j ACCEPT
 iptables -I FORWARD -o "$BRIDGE" -j ACCEPT
@@ -263,7 +270,7 @@ cat >"$RUN/cni/net.d/10-keyward-live.conflist" <<JSON
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_DNS"}]],
+        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
         "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": "$RUN/cni/ipam"
       }
@@ -283,16 +290,27 @@ openssl rsa -in "$RUN/sa.key" -pubout -out "$RUN/sa.pub" 2>/dev/null
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$token,keyward-live-admin,keyward-live-admin,\"system:masters\"" >"$RUN/tokens.csv"
 mkdir -p "$RUN/certs"
+# The kubelet listens on the bridge, where pods reach it too: it admits only the API server,
+# by a client certificate from a CA of this run, and asks the API server to authorize it.
+pki=$RUN/pki
+mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=keyward-live-ca \
+	-keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+	-keyout "$pki/kas-kubelet.key" -out "$pki/kas-kubelet.csr" 2>/dev/null
+openssl x509 -req -days 1 -in "$pki/kas-kubelet.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+	-out "$pki/kas-kubelet.crt" 2>/dev/null
 cluster_start=$SECONDS
 start kube-apiserver "$(bin kube-apiserver)" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-	--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KAS_PORT" \
+	--bind-address=127.0.0.1 --advertise-address="$NODE_IP" --secure-port="$KAS_PORT" \
 	--cert-dir="$RUN/certs" \
 	--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file="$RUN/sa.pub" --service-account-signing-key-file="$RUN/sa.key" \
 	--service-cluster-ip-range="$SVC_CIDR" \
 	--token-auth-file="$RUN/tokens.csv" --authorization-mode=Node,RBAC \
 	--enable-priority-and-fairness=false \
-	--kubelet-preferred-address-types=InternalIP
+	--kubelet-preferred-address-types=InternalIP \
+	--kubelet-client-certificate="$pki/kas-kubelet.crt" --kubelet-client-key="$pki/kas-kubelet.key"
 cat >"$RUN/admin.kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -363,7 +381,8 @@ log "containerd $(containerd --version | awk '{print $3}') up, images imported (
 cat >"$RUN/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+# The node's address must not be loopback; it is the bridge, reachable from this machine only.
+address: $NODE_IP
 port: $KUBELET_PORT
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
@@ -376,12 +395,13 @@ enforceNodeAllocatable: []
 failCgroupV1: false
 failSwapOn: false
 authentication:
-  anonymous: {enabled: true}
-  webhook: {enabled: false}
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
 authorization:
-  mode: AlwaysAllow
+  mode: Webhook
 clusterDomain: cluster.local
-clusterDNS: [$NODE_DNS]
+clusterDNS: [$NODE_IP]
 resolvConf: $RUN/resolv.conf
 podLogsDir: $RUN/pod-logs
 serializeImagePulls: false
@@ -391,7 +411,7 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 YAML
 start kubelet "$(bin kubelet)" --config="$RUN/kubelet.yaml" --kubeconfig="$RUN/admin.kubeconfig" \
-	--root-dir="$RUN/kubelet" --hostname-override="$NODE" --node-ip=127.0.0.1
+	--root-dir="$RUN/kubelet" --hostname-override="$NODE" --node-ip="$NODE_IP"
 cat >"$RUN/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -399,7 +419,7 @@ clientConnection: {kubeconfig: $RUN/admin.kubeconfig}
 hostnameOverride: $NODE
 mode: iptables
 clusterCIDR: $POD_CIDR
-bindAddress: 127.0.0.1
+bindAddress: $NODE_IP
 healthzBindAddress: 127.0.0.1:$PROXY_HEALTHZ
 metricsBindAddress: 127.0.0.1:$PROXY_METRICS
 # Leave this machine's conntrack sysctls and localhost routing alone.
@@ -409,7 +429,7 @@ YAML
 start kube-proxy "$(bin kube-proxy)" --config="$RUN/kube-proxy.yaml"
 cat >"$RUN/Corefile" <<COREFILE
 .:53 {
-	bind $NODE_DNS
+	bind $NODE_IP
 	errors
 	kubernetes cluster.local in-addr.arpa ip6.arpa {
 		kubeconfig $RUN/admin.kubeconfig live
@@ -433,6 +453,13 @@ log "node $NODE Ready; control plane, kubelet, kube-proxy and CoreDNS up in $clu
 k create namespace "$NS" >/dev/null
 k label namespace "$NS" >/dev/null pod-security.kubernetes.io/enforce=restricted \
 	pod-security.kubernetes.io/enforce-version=latest
+# The label is enforced: a pod without the restricted settings (it may run as root, keep
+# its capabilities, escalate, run unconfined) is refused.
+plain='{"apiVersion":"v1","kind":"Pod","metadata":{"name":"not-restricted"},"spec":{"containers":[{"name":"c","image":"'$PAUSE_IMAGE'"}]}}'
+if refused=$(k -n "$NS" create --dry-run=server -f - <<<"$plain" 2>&1); then
+	fail "a pod without securityContext was admitted into $NS: Pod Security is not enforced"
+fi
+[[ $refused == *'violates PodSecurity "restricted'* ]] || fail "the plain pod was refused for another reason: $refused"
 admin_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 k -n "$NS" create secret generic "$RELEASE-admin" --from-literal=admin-token="$admin_token" >/dev/null
 install_start=$SECONDS
@@ -441,7 +468,7 @@ install_start=$SECONDS
 ready_took=$((SECONDS - install_start))
 ready_pods=$(k -n "$NS" get pods -o 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
 grep -qv '=True$' <<<"$ready_pods" && fail "pods not Ready after helm install --wait: $ready_pods"
-log "helm install into $NS (enforce=restricted): $(wc -l <<<"$ready_pods") pods Ready in $ready_took s"
+log "helm install into $NS (enforce=restricted: a plain pod is refused): $(wc -l <<<"$ready_pods") pods Ready in $ready_took s"
 
 test_start=$SECONDS
 "$HELM" --kubeconfig "$RUN/admin.kubeconfig" test "$RELEASE" -n "$NS" --timeout 2m >"$RUN/helm-test.log" 2>&1 ||

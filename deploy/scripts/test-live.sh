@@ -10,7 +10,7 @@
 #   5. k8s             a single-node Kubernetes v1.34 built from k8s.io/kubernetes, containerd:
 #                      helm install (restricted namespace), helm test, a call through the
 #                      Service, PDB + rollout restart, helm uninstall clean (k8s-live.sh).
-#                      In `all` only with KEYWARD_LIVE_K8S=1.
+#                      KEYWARD_LIVE_K8S=0 leaves it out of `all`.
 # Tools are built once and cached by version in ~/.cache/keyward (build-prometheus.sh,
 # tools.sh dashboard-linter, compose-live.sh); a cold run builds them first.
 #
@@ -79,7 +79,7 @@ all)
 	# earlier one failed; the summary names the failures.
 	failed=()
 	subs=(rules promtool lint compose)
-	if [[ ${KEYWARD_LIVE_K8S:-0} == 1 ]]; then subs+=(k8s); fi
+	if [[ ${KEYWARD_LIVE_K8S:-1} != 0 ]]; then subs+=(k8s); fi
 	for sub in "${subs[@]}"; do
 		s=$SECONDS
 		if "$0" "$sub"; then
