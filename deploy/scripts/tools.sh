@@ -3,7 +3,8 @@
 # Built binaries are also kept in $KEYWARD_CACHE (default ~/.cache/keyward), keyed by
 # version, so a fresh clone on the same machine links them instead of rebuilding; the
 # first build on a fresh 2-core machine takes ≈10 minutes (helm ≈2, helm-unittest ≈1,
-# kube-apiserver + kubectl ≈6), later runs take seconds.
+# kube-apiserver + kubectl ≈6; the whole node set for make test-live's Kubernetes stage
+# more: build-k8s.sh), later runs take seconds.
 #
 # usage: tools.sh [helm|helm-unittest|dashboard-linter|apt|k8s|all]   (default all; dashboard-linter only on request)
 set -euo pipefail
