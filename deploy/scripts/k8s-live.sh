@@ -71,13 +71,20 @@ failed=1
 ipt_tables=(filter nat mangle)
 ipt_save() { local t; for t in "${ipt_tables[@]}"; do iptables -t "$t" -S | sed "s/^/$t /"; done; }
 ipt_save >"$RUN/iptables.before"
+# What this stage's rules look like: Kubernetes' and CNI's chains, the bridge, the pod and
+# service ranges.
+ours_re="KUBE-|CNI-|$BRIDGE|10\.244\.0\.|10\.96\.0\."
 ip netns list 2>/dev/null | awk '{print $1}' | sort >"$RUN/netns.before"
 sysctl_forward=$(cat /proc/sys/net/ipv4/ip_forward)
 bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || true)
-# Machine-wide directories containerd and the CNI library create (shim sockets, result
-# cache): removed at the end when this stage created them and they are empty again.
+# Machine-wide directories containerd, the CNI library and the kubelet create whatever
+# their flags say (shim sockets, network namespaces, the result cache, the device-plugin
+# socket, the log symlinks): removed at the end when this stage created them, if nothing but
+# empty directories and sockets is left in them.
 created_dirs=()
-for dir in /run/containerd /var/lib/cni; do [[ -e $dir ]] || created_dirs+=("$dir"); done
+for dir in /run/containerd /run/netns /var/lib/cni /var/lib/kubelet /var/log/containers; do
+	[[ -e $dir ]] || created_dirs+=("$dir")
+done
 
 ctr_() { ctr --address "$SOCK" -n k8s.io "$@"; }
 k() { "$KUBECTL" --kubeconfig "$RUN/admin.kubeconfig" "$@"; }
@@ -121,28 +128,33 @@ cleanup() {
 		fi
 		stop_pid "${pids[i]}"
 	done
-	# kube-proxy's own rules (KUBE-* chains), then anything else added since the stage began
-	# (the kubelet's canary chains, the FORWARD accepts): delete added rules, then chains.
+	# kube-proxy's own rules (KUBE-* chains), then what else this stage added since it began
+	# (the kubelet's canary chains, the FORWARD accepts for the bridge, CNI chains): added
+	# rules first, then added chains. Only ours: a dockerd of another stage may be adding its
+	# own meanwhile.
 	if [[ -x $(bin kube-proxy) ]]; then "$(bin kube-proxy)" --cleanup >/dev/null 2>&1; fi
-	ipt_save >"$RUN/iptables.after"
-	comm -13 <(sort "$RUN/iptables.before") <(sort "$RUN/iptables.after") | grep ' -A ' |
-		while read -r t line; do eval "iptables -t $t ${line/-A /-D }" 2>/dev/null; done
-	comm -13 <(sort "$RUN/iptables.before") <(sort "$RUN/iptables.after") | grep ' -N ' |
-		while read -r t line; do iptables -t "$t" -F "${line#-N }" 2>/dev/null; done
-	comm -13 <(sort "$RUN/iptables.before") <(sort "$RUN/iptables.after") | grep ' -N ' |
-		while read -r t line; do iptables -t "$t" -X "${line#-N }" 2>/dev/null; done
-	grep ' -P ' "$RUN/iptables.before" | while read -r t line; do eval "iptables -t $t $line" 2>/dev/null; done
-	comm -13 "$RUN/netns.before" <(ip netns list 2>/dev/null | awk '{print $1}' | sort) |
+	ours() { comm -13 <(sort "$RUN/iptables.before") <(ipt_save | sort) | grep -E "$ours_re" | grep -e "$1"; }
+	ours ' -A ' | while read -r t line; do eval "iptables -t $t ${line/-A /-D }" 2>/dev/null; done
+	ours ' -N ' | while read -r t line; do iptables -t "$t" -F "${line#-N }" 2>/dev/null; done
+	ours ' -N ' | while read -r t line; do iptables -t "$t" -X "${line#-N }" 2>/dev/null; done
+	comm -13 "$RUN/netns.before" <(ip netns list 2>/dev/null | awk '{print $1}' | sort) | grep '^cni-' |
 		while read -r n; do ip netns delete "$n" 2>/dev/null; done
 	ip link delete "$BRIDGE" 2>/dev/null
-	echo "$sysctl_forward" >/proc/sys/net/ipv4/ip_forward
+	# A dockerd started meanwhile needs forwarding on: leave it then.
+	pgrep -x dockerd >/dev/null || echo "$sysctl_forward" >/proc/sys/net/ipv4/ip_forward
 	[[ -n $bridge_nf ]] && echo "$bridge_nf" >/proc/sys/net/bridge/bridge-nf-call-iptables
 	# Secret volumes (tmpfs) and container root filesystems the kubelet and containerd mounted.
 	awk -v r="$RUN/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-	for dir in "${created_dirs[@]}"; do find "$dir" -depth -type d -empty -delete 2>/dev/null; done
+	# The kubelet's log symlinks of this stage's containers (its GC would remove them later).
+	find /var/log/containers -maxdepth 1 -type l -lname "$RUN/*" -delete 2>/dev/null
+	for dir in "${created_dirs[@]}"; do find "$dir" -depth \( -type s -o -type d -empty \) -delete 2>/dev/null; done
 	local left
-	left=$(comm -13 <(sort "$RUN/iptables.before") <(ipt_save | sort) | wc -l)
-	((left == 0)) || echo "k8s-live: warning: $left iptables rule(s) could not be removed" >&2
+	left=$(ours . | wc -l)
+	if ((left)); then
+		echo "k8s-live: $left iptables rule(s) or chain(s) of this stage could not be removed:" >&2
+		ours . >&2
+		((rc)) || rc=1
+	fi
 	rm -rf "$RUN"
 	exit "$rc"
 }
@@ -151,7 +163,7 @@ trap cleanup EXIT
 start() { # NAME CMD...: start in the background, log to $RUN/NAME.log, remember the PID
 	local name=$1
 	shift
-	"$@" >"$RUN/$name.log" 2>&1 &
+	"$@" >"$RUN/$name.log" 2>&1 8>&- & # 8: the stage's lock, which must not outlive it
 	pids+=($!)
 	names+=("$name")
 }
@@ -411,7 +423,7 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 YAML
 start kubelet "$(bin kubelet)" --config="$RUN/kubelet.yaml" --kubeconfig="$RUN/admin.kubeconfig" \
-	--root-dir="$RUN/kubelet" --hostname-override="$NODE" --node-ip="$NODE_IP"
+	--root-dir="$RUN/kubelet" --cert-dir="$RUN/kubelet/pki" --hostname-override="$NODE" --node-ip="$NODE_IP"
 cat >"$RUN/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -467,7 +479,9 @@ install_start=$SECONDS
 	--wait --timeout 5m >"$RUN/helm-install.log" 2>&1 || { cat "$RUN/helm-install.log" >&2; fail "helm install"; }
 ready_took=$((SECONDS - install_start))
 ready_pods=$(k -n "$NS" get pods -o 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
-grep -qv '=True$' <<<"$ready_pods" && fail "pods not Ready after helm install --wait: $ready_pods"
+# 3 gateways, Redis, the mock.
+[[ $(grep -c '=True$' <<<"$ready_pods") == 5 && $(wc -l <<<"$ready_pods") == 5 ]] ||
+	fail "want 5 pods Ready after helm install --wait, got: $(tr '\n' ' ' <<<"$ready_pods")"
 log "helm install into $NS (enforce=restricted: a plain pod is refused): $(wc -l <<<"$ready_pods") pods Ready in $ready_took s"
 
 test_start=$SECONDS
@@ -515,14 +529,26 @@ if e2=$(evict "${gw_pods[1]}"); then fail "second concurrent eviction admitted: 
 [[ $e2 == *"disruption budget"* ]] || fail "second eviction refused for another reason: $e2"
 log "PDB: first eviction admitted, the second refused while one pod is down ($(grep -o 'would violate[^.]*' <<<"$e2" | head -n 1))"
 wait_for 120 "$pdb allowing 1 disruption again" pdb_allowed 1
+# Callers see the restart: /ready through the Service every 0.1 s while it runs.
+probe_service() {
+	while [[ ! -e $RUN/rollout.done ]]; do
+		curl -s -o /dev/null -w '%{http_code}\n' --max-time 2 "http://$svc_ip:5001/ready"
+		sleep 0.1
+	done
+}
+start prober probe_service
 restart_start=$SECONDS
 k -n "$NS" rollout restart deployment "$RELEASE-keyward" >/dev/null
 k -n "$NS" rollout status deployment "$RELEASE-keyward" --timeout=5m >"$RUN/rollout.log" 2>&1 ||
 	{ cat "$RUN/rollout.log" >&2; fail "rollout restart did not complete"; }
 restart_took=$((SECONDS - restart_start))
-ready=$(curl -s --max-time 5 "http://$svc_ip:5001/ready")
-[[ $ready == *'"ratelimit":"redis"'* ]] || fail "/ready after the rollout: $ready"
-log "rollout restart (maxSurge 1, maxUnavailable 0, PDB maxUnavailable 1) complete in $restart_took s; /ready ok"
+touch "$RUN/rollout.done"
+wait "${pids[-1]}"
+probes=$(grep -c . "$RUN/prober.log")
+probes_bad=$(grep -vc '^200$' "$RUN/prober.log" || true)
+((probes > 10 && probes_bad == 0)) ||
+	fail "during the rollout $probes_bad of $probes /ready calls through the Service failed: $(sort "$RUN/prober.log" | uniq -c | tr '\n' ' ')"
+log "rollout restart (maxSurge 1, maxUnavailable 0, PDB maxUnavailable 1) complete in $restart_took s; $probes /ready calls through the Service meanwhile, all 200"
 
 # ---------------------------------------------------------------- helm uninstall
 "$HELM" --kubeconfig "$RUN/admin.kubeconfig" uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >/dev/null ||
