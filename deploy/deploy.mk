@@ -8,7 +8,7 @@ DEPLOY_SCRIPTS := deploy/scripts
 test-deploy: ## Validate images, compose, chart and manifests (helm lint/unittest, compose-go, promtool, real kube-apiserver dry-run)
 	$(DEPLOY_SCRIPTS)/test-deploy.sh
 
-test-live: build ## Run the deployment for real: live alert rules on Prometheus 3.2.1, promtool 3.2.1, dashboard lint, compose up (dockerd + Compose v2)
+test-live: build ## Run the deployment for real: live alert rules on Prometheus 3.2.1, promtool 3.2.1, dashboard lint, compose up (dockerd + Compose v2), helm install on a single-node Kubernetes v1.34
 	$(DEPLOY_SCRIPTS)/test-live.sh all
 
 k8s-manifests: deploy-tools-helm ## Regenerate deploy/k8s/manifests from the chart and deploy/k8s/values.yaml

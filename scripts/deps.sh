@@ -8,7 +8,10 @@ want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
   # Everything every stage of make test needs, in one apt-get run (the deploy
   # and rules scripts then find nothing missing and never run apt themselves).
-  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck nodejs npm)
+  # containerd, runc, the CNI plugins, iptables and gcc (the pause image) are for
+  # the single-node Kubernetes of make test-live.
+  want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck nodejs npm
+    containerd runc containernetworking-plugins iptables gcc)
 fi
 
 # Map a package to the command that proves it is installed.

@@ -7,10 +7,14 @@
 #   3. dashboard lint  grafana/dashboard-linter --strict with deploy/prometheus/dashboard-lint.yaml
 #   4. compose         dockerd + Compose v2, the three Dockerfiles built, compose up, checks
 #                      (deploy/scripts/compose-live.sh)
+#   5. k8s             a single-node Kubernetes v1.34 built from k8s.io/kubernetes, containerd:
+#                      helm install (restricted namespace), helm test, a call through the
+#                      Service, PDB + rollout restart, helm uninstall clean (k8s-live.sh).
+#                      KEYWARD_LIVE_K8S=0 leaves it out of `all`.
 # Tools are built once and cached by version in ~/.cache/keyward (build-prometheus.sh,
 # tools.sh dashboard-linter, compose-live.sh); a cold run builds them first.
 #
-# usage: test-live.sh [rules|promtool|lint|compose|all]   (default all; needs make build)
+# usage: test-live.sh [rules|promtool|lint|compose|k8s|all]   (default all; needs make build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -59,17 +63,24 @@ compose_live() {
 	"$SCRIPTS/compose-live.sh"
 }
 
+k8s_live() {
+	"$SCRIPTS/k8s-live.sh"
+}
+
 mkdir -p "$ROOT/.tools/bin"
 case ${1:-all} in
 rules) stage "rules, live" rules_live ;;
 promtool) stage "rule unit tests (promtool 3.2.1)" rule_tests ;;
 lint) stage "dashboard lint" dashboard_lint ;;
 compose) stage "compose, live" compose_live ;;
+k8s) stage "kubernetes, live" k8s_live ;;
 all)
 	# Every stage runs, each in its own process (so `set -e` holds inside it), even when an
 	# earlier one failed; the summary names the failures.
 	failed=()
-	for sub in rules promtool lint compose; do
+	subs=(rules promtool lint compose)
+	if [[ ${KEYWARD_LIVE_K8S:-1} != 0 ]]; then subs+=(k8s); fi
+	for sub in "${subs[@]}"; do
 		s=$SECONDS
 		if "$0" "$sub"; then
 			durations+=("$sub: $((SECONDS - s)) s")
@@ -89,7 +100,7 @@ all)
 	exit 0
 	;;
 *)
-	echo "usage: $0 [rules|promtool|lint|compose|all]" >&2
+	echo "usage: $0 [rules|promtool|lint|compose|k8s|all]" >&2
 	exit 2
 	;;
 esac

@@ -3,7 +3,8 @@
 # Built binaries are also kept in $KEYWARD_CACHE (default ~/.cache/keyward), keyed by
 # version, so a fresh clone on the same machine links them instead of rebuilding; the
 # first build on a fresh 2-core machine takes ≈10 minutes (helm ≈2, helm-unittest ≈1,
-# kube-apiserver + kubectl ≈6), later runs take seconds.
+# kube-apiserver + kubectl ≈6; the whole node set for make test-live's Kubernetes stage
+# more: build-k8s.sh), later runs take seconds.
 #
 # usage: tools.sh [helm|helm-unittest|dashboard-linter|apt|k8s|all]   (default all; dashboard-linter only on request)
 set -euo pipefail
@@ -123,7 +124,11 @@ install_apt() {
 }
 
 install_k8s() {
-	K8S_VERSION=$K8S_VERSION KEYWARD_CACHE=$CACHE "$ROOT/deploy/scripts/build-k8s.sh"
+	# make test-live's Kubernetes stage needs the whole node set: build it in this one go
+	# build (their packages are shared), not the server set now and the rest later.
+	local set=node
+	[[ ${KEYWARD_LIVE_K8S:-1} == 0 ]] && set=server
+	K8S_VERSION=$K8S_VERSION KEYWARD_CACHE=$CACHE "$ROOT/deploy/scripts/build-k8s.sh" "$set"
 	link kube-apiserver "$CACHE/kube-apiserver-$K8S_VERSION"
 	link kubectl "$CACHE/kubectl-$K8S_VERSION"
 }

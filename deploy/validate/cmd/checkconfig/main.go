@@ -254,7 +254,7 @@ func standIn(name, path, config string) error {
 		content = []byte(config)
 	case "ANTHROPIC_API_KEY_FILE":
 		content = []byte("sk-ant-checkconfig-" + randomHex(16) + "\n")
-	case "KEYWARD_REDIS_PASSWORD_FILE":
+	case "KEYWARD_REDIS_PASSWORD_FILE", "KEYWARD_ADMIN_TOKEN_FILE":
 		content = []byte(randomHex(16) + "\n")
 	case "KEYWARD_JWT_SECRET_FILE":
 		content = []byte(randomHex(32) + "\n")
