@@ -10,8 +10,10 @@ if [ ${#want[@]} -eq 0 ]; then
   # and rules scripts then find nothing missing and never run apt themselves).
   # containerd, runc, the CNI plugins, iptables and gcc (the pause image) are for
   # the single-node Kubernetes of make test-live.
+  # docker.io, busybox-static and nginx are for the compose stage, which would otherwise run
+  # an apt-get update of its own.
   want=(redis-server redis-sentinel prometheus etcd-server etcd-client chromium openssl python3 shellcheck nodejs npm
-    containerd runc containernetworking-plugins iptables gcc)
+    containerd runc containernetworking-plugins iptables gcc docker.io busybox-static nginx)
 fi
 
 # Map a package to the command that proves it is installed.
@@ -28,6 +30,8 @@ probe() {
     shellcheck) command -v shellcheck ;;
     nodejs) command -v node ;;
     npm) command -v npm ;;
+    docker.io) command -v dockerd ;;
+    busybox-static) command -v busybox ;;
     # Debian installs nginx in /usr/sbin, which a non-root PATH may lack.
     nginx) command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } ;;
     *) dpkg -s "$1" >/dev/null 2>&1 && echo "$1" ;;
