@@ -288,7 +288,12 @@ func (l *lb) close() {
 func TestReliabilityRollingRestartDropsNothing(t *testing.T) {
 	rds := redistest.Start(t)
 	mock := testenv.StartMock(t)
-	env := []string{"KEYWARD_REDIS_URL=" + rds.URL(), "KEYWARD_RATE_LIMIT=100000/60s", "KEYWARD_SHUTDOWN_TIMEOUT=10s"}
+	// The shutdown delay is what production runs (2 s by default), shortened:
+	// /ready answers 503 for 500 ms (five of the balancer's polls) before the
+	// listener closes. With none (the harness's default), a request can race
+	// onto a keep-alive connection the stopping replica is closing and get
+	// EOF, which no balancer can retry for a POST.
+	env := []string{"KEYWARD_REDIS_URL=" + rds.URL(), "KEYWARD_RATE_LIMIT=100000/60s", "KEYWARD_SHUTDOWN_TIMEOUT=10s", "KEYWARD_SHUTDOWN_DELAY=500ms"}
 	// Each answer takes 150 ms upstream, so a SIGTERM always finds work in flight.
 	mock.MockPost(t, "/_mock/config", `{"first_byte_ms":150}`)
 	var gws []*testenv.Gateway
