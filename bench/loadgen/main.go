@@ -151,8 +151,10 @@ func (g *gateway) pids() []int {
 // longStreamTokens is the output of each stream in the live-enforcement
 // phase: five 4,096-token slices.
 const (
-	longStreamTokens = 20000
-	longStreamPhase  = "gateway long stream, tokens+budgets"
+	longStreamTokens    = 20000
+	longStreamPhase     = "gateway long stream, tokens+budgets"
+	longStreamFullPhase = "gateway long stream, max_tokens reserved"
+	budgetYAML          = "limits:\n  tokens_per_minute: 1000000000\n  daily_budget_usd: 1000000\n  global_daily_budget_usd: 10000000\n"
 )
 
 // roundTrips is the gateway's keyward_redis_round_trips_total; -1 when it
@@ -496,7 +498,7 @@ func run(o options, out io.Writer) error {
 
 	// Token and budget limits on: admission reserves and settlement
 	// refunds, each one script in one round trip.
-	gb, err := s.startGateway(o, "gateway-budget", "limits:\n  tokens_per_minute: 1000000000\n  daily_budget_usd: 1000000\n  global_daily_budget_usd: 10000000\n")
+	gb, err := s.startGateway(o, "gateway-budget", budgetYAML)
 	if err != nil {
 		return err
 	}
@@ -514,6 +516,22 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	gb.stop()
+
+	// The same streams with the whole max_tokens reserved at admission, as
+	// before live enforcement: no extension, so the difference in CPU per
+	// stream is what live enforcement costs.
+	gf, err := s.startGateway(o, "gateway-budget-full", budgetYAML, "KEYWARD_RESERVE_OUTPUT_TOKENS=32000")
+	if err != nil {
+		return err
+	}
+	if err := warm(through(gf.url, false, jsonTokens), o.warmup/4); err != nil {
+		return err
+	}
+	long.url = gf.url + "/v1/messages"
+	if err := runSteps(gf, []step{{longStreamFullPhase, 1, true, long, o.longN}}, false); err != nil {
+		return err
+	}
+	gf.stop()
 
 	// The same gateway with its in-memory limiter (no KEYWARD_REDIS_URL):
 	// what the shared Redis limiter costs, for a single replica.

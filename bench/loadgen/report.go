@@ -54,7 +54,13 @@ func (r report) checks() []check {
 	g1, d1 := r.find("gateway JSON c=1"), r.find("direct JSON c=1")
 	gs := r.find("gateway stream")
 	gb := r.find("gateway JSON, tokens+budgets")
-	gl := r.find(longStreamPhase)
+	gl, gf := r.find(longStreamPhase), r.find(longStreamFullPhase)
+	liveGot, liveOK := "no run", false
+	if gl.res.requests > 0 && gf.res.requests > 0 {
+		lv, fv := gl.perReq(gl.gwCPU), gf.perReq(gf.gwCPU)
+		liveGot = fmt.Sprintf("%.0f µs vs %.0f µs = %+.1f %%", lv, fv, 100*(lv/max(fv, 1)-1))
+		liveOK = lv <= 1.10*fv
+	}
 	bj, bs, b1 := r.find("bare proxy JSON"), r.find("bare proxy stream"), r.find("bare proxy JSON c=1")
 	ratio := 0.0
 	if dj.res.rps() > 0 {
@@ -103,6 +109,7 @@ func (r report) checks() []check {
 		{"Redis round trips per admitted request at c=1 (requests limit)", "1", fmt.Sprintf("%.2f (%.2f at c=%d, batched; %.2f commands)", g1.perCount(g1.redisTrips), gj.perCount(gj.redisTrips), r.o.c, g1.perCount(g1.redisCmds)), g1.perCount(g1.redisTrips) <= 1.01},
 		{"Redis round trips per request with tokens+budgets", "1 + 1 settle", fmt.Sprintf("%.2f at c=%d (%.2f commands)", gb.perCount(gb.redisTrips), r.o.c, gb.perCount(gb.redisCmds)), gb.perCount(gb.redisTrips) <= 2.01},
 		{fmt.Sprintf("Redis round trips per %d-token stream under live enforcement (c=1)", longStreamTokens), fmt.Sprintf("≤ 2 + 1 per 4,096 tokens = %.2f", 2+float64(longStreamTokens)/4096), fmt.Sprintf("%.2f", gl.perCount(gl.redisTrips)), gl.res.requests > 0 && gl.perCount(gl.redisTrips) <= 2+float64(longStreamTokens)/4096},
+		{fmt.Sprintf("gateway CPU per %d-token stream, live enforcement vs max_tokens reserved up front", longStreamTokens), "≤ +10 %", liveGot, liveOK},
 		{"gateway peak RSS under load (VmHWM)", "≤ 40 MB", fmt.Sprintf("%.1f MB", mb(r.hwmLoadKB)), mb(r.hwmLoadKB) <= 40},
 		{fmt.Sprintf("gateway RSS with %d streams open (peak over 2 s)", r.o.open), fmt.Sprintf("≤ %d MB", streamsMB), fmt.Sprintf("%.1f MB (%.0f active, about %.0f KB each above the loaded gateway's; all open after %.1f s%s)",
 			mb(r.open.rssKB), r.open.active, float64(r.open.rssKB-r.hwmLoadKB)/float64(max(1, r.o.open)), r.open.opened.Seconds(), streamsNote),
