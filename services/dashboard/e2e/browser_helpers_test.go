@@ -173,6 +173,19 @@ func waitFor(t *testing.T, ctx context.Context, what, expr string, timeout time.
 	}
 }
 
+// inkedPixels counts the pixels of canvas id that are not transparent: a
+// chart the library drew has thousands, a blank canvas none.
+func inkedPixels(t *testing.T, ctx context.Context, id string) float64 {
+	t.Helper()
+	return evalJS[float64](t, ctx, fmt.Sprintf(`(() => {
+		const c = document.getElementById(%q);
+		const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+		let n = 0;
+		for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+		return n;
+	})()`, id))
+}
+
 func text(t *testing.T, ctx context.Context, id string) string {
 	t.Helper()
 	return evalJS[string](t, ctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id))

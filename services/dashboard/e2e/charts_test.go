@@ -38,13 +38,7 @@ func TestChartsInBrowser(t *testing.T) {
 	// Each canvas has ink on it: the library ran (a CSP refusal or a
 	// missing file would leave them blank).
 	for _, id := range []string{"chart-mrr", "chart-churn", "chart-funnel", "chart-cohorts"} {
-		inked := evalJS[float64](t, tab, fmt.Sprintf(`(() => {
-			const c = document.getElementById(%q);
-			const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-			let n = 0;
-			for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-			return n;
-		})()`, id))
+		inked := inkedPixels(t, tab, id)
 		require.Greater(t, inked, 2000.0, "%s has drawn pixels", id)
 	}
 	require.Equal(t, 4.0, evalJS[float64](t, tab, `Object.keys(window.Chart.instances).length`))

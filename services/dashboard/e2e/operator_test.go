@@ -276,13 +276,7 @@ func TestOperatorPageInBrowser(t *testing.T) {
 		}
 		require.ElementsMatch(t, []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"}, names)
 		for _, id := range []string{"chart-identities", "chart-models"} {
-			inked := evalJS[float64](t, tab, fmt.Sprintf(`(() => {
-				const c = document.getElementById(%q);
-				const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-				let n = 0;
-				for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-				return n;
-			})()`, id))
+			inked := inkedPixels(t, tab, id)
 			require.Greater(t, inked, 5000.0, "%s has drawn pixels", id)
 		}
 	})

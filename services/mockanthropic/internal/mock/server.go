@@ -150,7 +150,7 @@ type call struct {
 	serverTools bool      // the request declares a server tool: usage carries server_tool_use
 	iterations  int       // iterations=N: usage carries usage.iterations
 	midError    *apiError // the error event of error_after, when not the default
-	booked      bool      // the bill is in the billing book (see book)
+	bill        *Billed   // set once the bill is in the billing book (see book)
 }
 
 // ServeHTTP routes /_mock/ to the admin API and everything else to the emulated API.
@@ -362,18 +362,20 @@ func (s *Server) book(c *call) {
 	billed := c.billedJSON()
 	s.billing.record(c, &billed)
 	s.rec.book(c.entry, http.StatusOK, &billed)
-	c.booked = true
+	c.bill = &billed
 }
 
 // finish records the call's result in stats, the request ring and the log.
 func (s *Server) finish(ctx context.Context, c *call) {
 	s.stats.inflight.Add(-1)
 	s.stats.record(c)
-	billed := c.billedJSON()
-	if !c.booked {
-		s.billing.record(c, &billed)
+	billed := c.bill
+	if billed == nil {
+		b := c.billedJSON()
+		billed = &b
+		s.billing.record(c, billed)
 	}
-	s.rec.finish(c.entry, c.status, c.outcome, &billed)
+	s.rec.finish(c.entry, c.status, c.outcome, billed)
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
