@@ -152,6 +152,7 @@ func (g *gateway) pids() []int {
 // phase: five 4,096-token slices.
 const (
 	longStreamTokens    = 20000
+	longStreamMaxTokens = 32000 // what Claude Code sends
 	longStreamPhase     = "gateway long stream, tokens+budgets"
 	longStreamFullPhase = "gateway long stream, max_tokens reserved"
 	budgetYAML          = "limits:\n  tokens_per_minute: 1000000000\n  daily_budget_usd: 1000000\n  global_daily_budget_usd: 10000000\n"
@@ -508,7 +509,7 @@ func run(o options, out io.Writer) error {
 	// Long streams under live enforcement: 20,000 output tokens with the
 	// max_tokens Claude Code sends reserve a 4,096-token slice and extend it
 	// as output flows, one round trip per extension (issue 13).
-	long := target{url: gb.url + "/v1/messages", header: headers(), body: messageBodyMax(true, longStreamTokens, 32000, ""), stream: true}
+	long := target{url: gb.url + "/v1/messages", header: headers(), body: messageBodyMax(true, longStreamTokens, longStreamMaxTokens, ""), stream: true}
 	if err := runSteps(gb, []step{
 		{"gateway JSON, tokens+budgets", o.c, true, through(gb.url, false, jsonTokens), o.budgetN},
 		{longStreamPhase, 1, true, long, o.longN},
@@ -520,7 +521,7 @@ func run(o options, out io.Writer) error {
 	// The same streams with the whole max_tokens reserved at admission, as
 	// before live enforcement: no extension, so the difference in CPU per
 	// stream is what live enforcement costs.
-	gf, err := s.startGateway(o, "gateway-budget-full", budgetYAML, "KEYWARD_RESERVE_OUTPUT_TOKENS=32000")
+	gf, err := s.startGateway(o, "gateway-budget-full", budgetYAML, "KEYWARD_RESERVE_OUTPUT_TOKENS="+strconv.Itoa(longStreamMaxTokens))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package ratelimit
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // maxKnownSpends bounds the remembered identities; past it the memory
 // starts afresh (the fallback then knows less, as at start-up).
@@ -17,10 +20,15 @@ type knownSpend struct {
 	global   float64
 }
 
-// note records d's spends for key on day.
-func (k *knownSpend) note(key, day string, d *Decision) {
+// note records d's spends for key, on the reservation's day (now's for a
+// refusal, which reserves nothing).
+func (k *knownSpend) note(key string, d *Decision, now func() time.Time) {
 	if d.BudgetSpentUSD <= 0 && d.GlobalSpentUSD <= 0 {
 		return
+	}
+	day := d.Reservation.Day
+	if day == "" {
+		day = utcDay(now())
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

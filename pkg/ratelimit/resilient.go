@@ -197,11 +197,7 @@ func (r *Resilient) Admit(ctx context.Context, req Request) (Decision, error) {
 		d, err := r.primary.Admit(cctx, req)
 		cancel()
 		if err == nil {
-			day := d.Reservation.Day
-			if day == "" { // a refusal reserves nothing
-				day = utcDay(r.local.now())
-			}
-			r.known.note(req.Key, day, &d)
+			r.known.note(req.Key, &d, r.local.now)
 			return d, nil
 		}
 		if ctx.Err() != nil {
